@@ -1,0 +1,61 @@
+//! `smartmesh devchain`: an embedded chain shared over JSON-RPC on loopback.
+
+use clap::Args;
+use smartmesh_chain::deploy::DeployConfig;
+use smartmesh_chain::embedded::{EmbeddedChain, EmbeddedConfig, Mining};
+use smartmesh_primitives::ChainId;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of `smartmesh devchain`.
+#[derive(Debug, Args)]
+pub struct DevchainArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8545)]
+    port: u16,
+    /// Chain id.
+    #[arg(long, default_value_t = 1337)]
+    chain_id: u64,
+    /// Mine a block every N milliseconds instead of one per transaction.
+    #[arg(long, value_name = "MS")]
+    block_time: Option<u64>,
+    /// Deployment config (TOML or JSON) for the contracts deployed at genesis.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Write the deployment file here for nodes to read.
+    #[arg(long, value_name = "FILE")]
+    deployment_out: Option<PathBuf>,
+}
+
+/// Runs `smartmesh devchain` until Ctrl-C.
+pub async fn run(args: DevchainArgs) -> Result<(), String> {
+    let deploy = match &args.config {
+        Some(path) => DeployConfig::from_file(path).map_err(|e| e.to_string())?,
+        None => DeployConfig::default(),
+    };
+    let mining = match args.block_time {
+        Some(0) => return Err("--block-time must be at least 1 ms".into()),
+        Some(ms) => Mining::Interval(Duration::from_millis(ms)),
+        None => Mining::Instant,
+    };
+    let chain = EmbeddedChain::new(EmbeddedConfig {
+        chain_id: ChainId(args.chain_id),
+        mining,
+        deploy: Some(deploy),
+        ..EmbeddedConfig::default()
+    })
+    .map_err(|e| format!("cannot start the chain: {e}"))?;
+    if let (Some(path), Some(deployment)) = (&args.deployment_out, chain.deployment()) {
+        deployment.write(path).map_err(|e| e.to_string())?;
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("{}", smartmesh_chain::devchain::startup_banner(&chain));
+    println!("listening on http://{address}");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    smartmesh_chain::devchain::serve(chain, listener, shutdown).await.map_err(|e| e.to_string())
+}

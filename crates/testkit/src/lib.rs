@@ -1,0 +1,6 @@
+//! Scenarios on an embedded chain shared by the contract tests, the gas report and the
+//! demo: funded participants driving the TokenNetwork through its operations.
+
+pub mod lifecycle;
+
+pub use lifecycle::{Lifecycle, SETTLE_TIMEOUT, SignedBalance, smt};
