@@ -61,7 +61,12 @@ impl DeployConfig {
             )));
         }
         let mut total = U256::ZERO;
-        for amount in self.vesting.iter().map(|v| v.amount).chain(self.grants.iter().map(|g| g.amount)) {
+        for amount in self
+            .vesting
+            .iter()
+            .map(|v| v.amount)
+            .chain(self.grants.iter().map(|g| g.amount))
+        {
             total = total
                 .checked_add(amount)
                 .ok_or_else(|| ChainError::Invalid("allocations overflow".into()))?;
@@ -154,8 +159,9 @@ impl Deployment {
     pub fn read(path: &Path) -> Result<Self, ChainError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ChainError::Invalid(format!("cannot read {}: {e}", path.display())))?;
-        serde_json::from_str(&text)
-            .map_err(|e| ChainError::Invalid(format!("{} is not a deployment file: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|e| {
+            ChainError::Invalid(format!("{} is not a deployment file: {e}", path.display()))
+        })
     }
 }
 
@@ -203,9 +209,14 @@ pub fn plan(
     txs.push(creation(&artifacts::secret_registry().bytecode, Vec::new()));
 
     let token = next_address();
-    let token_args =
-        SmartMeshToken::constructorCall { initialSupply: config.smt_supply, holder: deployer };
-    txs.push(creation(&artifacts::smart_mesh_token().bytecode, token_args.abi_encode()));
+    let token_args = SmartMeshToken::constructorCall {
+        initialSupply: config.smt_supply,
+        holder: deployer,
+    };
+    txs.push(creation(
+        &artifacts::smart_mesh_token().bytecode,
+        token_args.abi_encode(),
+    ));
 
     let token_network = next_address();
     let network_args = TokenNetwork::constructorCall {
@@ -214,10 +225,16 @@ pub fn plan(
         minSettleTimeout_: config.min_settle_timeout,
         maxSettleTimeout_: config.max_settle_timeout,
     };
-    txs.push(creation(&artifacts::token_network().bytecode, network_args.abi_encode()));
+    txs.push(creation(
+        &artifacts::token_network().bytecode,
+        network_args.abi_encode(),
+    ));
 
     let transfer = |to: Address, amount: U256| {
-        TxRequest::call(token, SmartMeshToken::transferCall { to, value: amount }.abi_encode())
+        TxRequest::call(
+            token,
+            SmartMeshToken::transferCall { to, value: amount }.abi_encode(),
+        )
     };
     let mut vesting = Vec::new();
     for allocation in &config.vesting {
@@ -229,10 +246,16 @@ pub fn plan(
             cliffSeconds: allocation.cliff,
             releasePeriodSeconds: allocation.release_period,
         };
-        txs.push(creation(&artifacts::smart_mesh_vesting().bytecode, args.abi_encode()));
+        txs.push(creation(
+            &artifacts::smart_mesh_vesting().bytecode,
+            args.abi_encode(),
+        ));
         txs.push(transfer(wallet, allocation.amount));
         next_address(); // the transfer uses a nonce too
-        vesting.push(VestingWallet { wallet, allocation: allocation.clone() });
+        vesting.push(VestingWallet {
+            wallet,
+            allocation: allocation.clone(),
+        });
     }
     for grant in &config.grants {
         txs.push(transfer(grant.to, grant.amount));
@@ -265,11 +288,16 @@ pub async fn deploy(
 ) -> Result<Deployment, ChainError> {
     let chain_id = chain.chain_id().await?;
     let start_nonce = chain.nonce(deployer.address()).await?;
-    let DeployPlan { txs, mut deployment } =
-        plan(config, chain_id, deployer.address(), start_nonce)?;
+    let DeployPlan {
+        txs,
+        mut deployment,
+    } = plan(config, chain_id, deployer.address(), start_nonce)?;
     let total = txs.len();
     for (i, tx) in txs.into_iter().enumerate() {
-        let expected = tx.to.is_none().then(|| deployer.address().create(start_nonce + i as u64));
+        let expected = tx
+            .to
+            .is_none()
+            .then(|| deployer.address().create(start_nonce + i as u64));
         let receipt = chain.send(deployer, tx).await?;
         if i == 0 {
             deployment.start_block = receipt.block_number;
@@ -293,7 +321,10 @@ mod tests {
     fn plan_predicts_addresses_from_the_nonce() {
         let deployer = Address::repeat_byte(7);
         let config = DeployConfig {
-            grants: vec![Grant { to: Address::repeat_byte(1), amount: U256::from(5) }],
+            grants: vec![Grant {
+                to: Address::repeat_byte(1),
+                amount: U256::from(5),
+            }],
             ..DeployConfig::default()
         };
         let plan = plan(&config, ChainId(1337), deployer, 3).expect("valid config");
@@ -308,19 +339,32 @@ mod tests {
     fn bad_configs_are_refused() {
         let over = DeployConfig {
             smt_supply: U256::from(10),
-            grants: vec![Grant { to: Address::repeat_byte(1), amount: U256::from(11) }],
+            grants: vec![Grant {
+                to: Address::repeat_byte(1),
+                amount: U256::from(11),
+            }],
             ..DeployConfig::default()
         };
         assert!(plan(&over, ChainId(1), Address::ZERO, 0).is_err());
         let overflow = DeployConfig {
             grants: vec![
-                Grant { to: Address::ZERO, amount: U256::MAX },
-                Grant { to: Address::ZERO, amount: U256::from(1) },
+                Grant {
+                    to: Address::ZERO,
+                    amount: U256::MAX,
+                },
+                Grant {
+                    to: Address::ZERO,
+                    amount: U256::from(1),
+                },
             ],
             ..DeployConfig::default()
         };
         assert!(plan(&overflow, ChainId(1), Address::ZERO, 0).is_err());
-        let timeouts = DeployConfig { min_settle_timeout: 100, max_settle_timeout: 10, ..DeployConfig::default() };
+        let timeouts = DeployConfig {
+            min_settle_timeout: 100,
+            max_settle_timeout: 10,
+            ..DeployConfig::default()
+        };
         assert!(plan(&timeouts, ChainId(1), Address::ZERO, 0).is_err());
     }
 

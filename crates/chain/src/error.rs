@@ -52,15 +52,20 @@ impl ChainError {
     /// The decoded revert reason's name (`SettleTimeoutNotExpired`), if this is a revert.
     pub fn revert_name(&self) -> Option<&str> {
         match self {
-            Self::Reverted { reason: Some(reason), .. } => {
-                Some(reason.split('(').next().unwrap_or(reason))
-            }
+            Self::Reverted {
+                reason: Some(reason),
+                ..
+            } => Some(reason.split('(').next().unwrap_or(reason)),
             _ => None,
         }
     }
 
     /// A revert error from raw revert data, decoding the name from our contracts' ABIs.
     pub fn reverted(data: Bytes, tx_hash: Option<B256>) -> Self {
-        Self::Reverted { reason: smartmesh_contracts::revert_reason(&data), data, tx_hash }
+        Self::Reverted {
+            reason: smartmesh_contracts::revert_reason(&data),
+            data,
+            tx_hash,
+        }
     }
 }

@@ -49,7 +49,10 @@ pub struct ChannelTracker {
 impl ChannelTracker {
     /// A tracker for the TokenNetwork at `token_network`.
     pub fn new(token_network: Address) -> Self {
-        Self { token_network, ..Self::default() }
+        Self {
+            token_network,
+            ..Self::default()
+        }
     }
 
     /// The current state of channel `id` (open or closed, not yet settled).
@@ -70,7 +73,10 @@ impl ChannelTracker {
     /// Applies events in chain order; events of other contracts are ignored. Returns the
     /// ids of the channels that changed.
     pub fn apply_all<'a>(&mut self, events: impl IntoIterator<Item = &'a ChainEvent>) -> Vec<U256> {
-        events.into_iter().filter_map(|event| self.apply(event)).collect()
+        events
+            .into_iter()
+            .filter_map(|event| self.apply(event))
+            .collect()
     }
 
     /// Applies one event; returns the channel it changed, if any.
@@ -123,15 +129,24 @@ impl ChannelTracker {
             }
             E::ChannelPenalized(e) => self.finish(
                 e.id,
-                ChannelOutcome::Penalized { beneficiary: e.beneficiary, amount: e.amount },
+                ChannelOutcome::Penalized {
+                    beneficiary: e.beneficiary,
+                    amount: e.amount,
+                },
             ),
             E::ChannelSettled(e) => self.finish(
                 e.id,
-                ChannelOutcome::Settled { amount1: e.amount1, amount2: e.amount2 },
+                ChannelOutcome::Settled {
+                    amount1: e.amount1,
+                    amount2: e.amount2,
+                },
             ),
             E::CooperativeSettled(e) => self.finish(
                 e.id,
-                ChannelOutcome::CooperativelySettled { amount1: e.amount1, amount2: e.amount2 },
+                ChannelOutcome::CooperativelySettled {
+                    amount1: e.amount1,
+                    amount2: e.amount2,
+                },
             ),
             _ => None,
         }
@@ -145,7 +160,12 @@ impl ChannelTracker {
 }
 
 fn empty_balance() -> Balance {
-    Balance { nonce: 0, transferredAmount: U256::ZERO, lockedAmount: U256::ZERO, locksroot: B256::ZERO }
+    Balance {
+        nonce: 0,
+        transferredAmount: U256::ZERO,
+        lockedAmount: U256::ZERO,
+        locksroot: B256::ZERO,
+    }
 }
 
 fn empty_channel() -> Channel {
@@ -191,17 +211,30 @@ pub mod calls {
 
     /// `openChannel(p1, p2, settleTimeout)`.
     pub fn open(participant1: Address, participant2: Address, settle_timeout: u64) -> Bytes {
-        encode(TokenNetwork::openChannelCall { participant1, participant2, settleTimeout: settle_timeout })
+        encode(TokenNetwork::openChannelCall {
+            participant1,
+            participant2,
+            settleTimeout: settle_timeout,
+        })
     }
 
     /// `openChannelWithDeposit(partner, settleTimeout, deposit)` (sender is participant1).
     pub fn open_with_deposit(partner: Address, settle_timeout: u64, deposit: U256) -> Bytes {
-        encode(TokenNetwork::openChannelWithDepositCall { partner, settleTimeout: settle_timeout, deposit })
+        encode(TokenNetwork::openChannelWithDepositCall {
+            partner,
+            settleTimeout: settle_timeout,
+            deposit,
+        })
     }
 
     /// `setTotalDeposit(id, ch, participant, total)`.
     pub fn set_total_deposit(id: U256, ch: &Channel, participant: Address, total: U256) -> Bytes {
-        encode(TokenNetwork::setTotalDepositCall { id, ch: ch.clone(), participant, totalDeposit: total })
+        encode(TokenNetwork::setTotalDepositCall {
+            id,
+            ch: ch.clone(),
+            participant,
+            totalDeposit: total,
+        })
     }
 
     /// `closeChannel(...)`.
@@ -257,7 +290,14 @@ pub mod calls {
         sig1: Bytes,
         sig2: Bytes,
     ) -> Bytes {
-        encode(TokenNetwork::cooperativeSettleCall { id, ch: ch.clone(), balance1, balance2, sig1, sig2 })
+        encode(TokenNetwork::cooperativeSettleCall {
+            id,
+            ch: ch.clone(),
+            balance1,
+            balance2,
+            sig1,
+            sig2,
+        })
     }
 
     /// `withdraw(...)`.
@@ -283,7 +323,12 @@ pub mod calls {
 
     /// `unlock(id, sender, receiver, locks)`.
     pub fn unlock(id: U256, sender: Address, receiver: Address, locks: Vec<u8>) -> Bytes {
-        encode(TokenNetwork::unlockCall { id, sender, receiver, locks: locks.into() })
+        encode(TokenNetwork::unlockCall {
+            id,
+            sender,
+            receiver,
+            locks: locks.into(),
+        })
     }
 }
 
@@ -296,7 +341,9 @@ pub struct TokenNetworkSigner {
 impl TokenNetworkSigner {
     /// For the TokenNetwork at `token_network` on `chain_id`.
     pub fn new(chain_id: smartmesh_primitives::ChainId, token_network: Address) -> Self {
-        Self { domain: smartmesh_primitives::eip712::token_network_domain(chain_id, token_network) }
+        Self {
+            domain: smartmesh_primitives::eip712::token_network_domain(chain_id, token_network),
+        }
     }
 
     fn sign<T: alloy::sol_types::SolStruct>(&self, key: &PrivateKey, value: &T) -> Bytes {
@@ -309,7 +356,13 @@ impl TokenNetworkSigner {
     }
 
     /// `key`'s balance proof for channel `id`.
-    pub fn balance_proof(&self, key: &PrivateKey, id: U256, balance: &Balance, message_hash: B256) -> Bytes {
+    pub fn balance_proof(
+        &self,
+        key: &PrivateKey,
+        id: U256,
+        balance: &Balance,
+        message_hash: B256,
+    ) -> Bytes {
         self.sign(key, &balance_proof(id, balance, message_hash))
     }
 
@@ -325,7 +378,11 @@ impl TokenNetworkSigner {
         let digest = self.balance_proof_digest(id, closer_proof, closer_message_hash);
         self.sign(
             non_closer,
-            &eip712::UpdateAuthorization { channelId: id, closer, balanceProofDigest: digest },
+            &eip712::UpdateAuthorization {
+                channelId: id,
+                closer,
+                balanceProofDigest: digest,
+            },
         )
     }
 
@@ -340,12 +397,24 @@ impl TokenNetworkSigner {
     ) -> Bytes {
         self.sign(
             key,
-            &eip712::WithdrawProof { channelId: id, participant, totalWithdraw: total_withdraw, expiration },
+            &eip712::WithdrawProof {
+                channelId: id,
+                participant,
+                totalWithdraw: total_withdraw,
+                expiration,
+            },
         )
     }
 
     /// A cooperative settlement, signed by one side (both sides must sign).
-    pub fn cooperative_settle(&self, key: &PrivateKey, id: U256, ch: &Channel, balance1: U256, balance2: U256) -> Bytes {
+    pub fn cooperative_settle(
+        &self,
+        key: &PrivateKey,
+        id: U256,
+        ch: &Channel,
+        balance1: U256,
+        balance2: U256,
+    ) -> Bytes {
         self.sign(
             key,
             &eip712::CooperativeSettle {

@@ -19,12 +19,20 @@ pub struct TxRequest {
 impl TxRequest {
     /// A call of `to` with `data`.
     pub fn call(to: Address, data: impl Into<Bytes>) -> Self {
-        Self { to: Some(to), data: data.into(), ..Self::default() }
+        Self {
+            to: Some(to),
+            data: data.into(),
+            ..Self::default()
+        }
     }
 
     /// A contract deployment.
     pub fn deploy(creation_code: impl Into<Bytes>) -> Self {
-        Self { to: None, data: creation_code.into(), ..Self::default() }
+        Self {
+            to: None,
+            data: creation_code.into(),
+            ..Self::default()
+        }
     }
 }
 
@@ -42,7 +50,11 @@ pub struct CallRequest {
 impl CallRequest {
     /// A call of `to` with `data` from nobody in particular.
     pub fn new(to: Address, data: impl Into<Bytes>) -> Self {
-        Self { from: None, to, data: data.into() }
+        Self {
+            from: None,
+            to,
+            data: data.into(),
+        }
     }
 }
 
@@ -112,7 +124,10 @@ pub struct EventFilter {
 impl EventFilter {
     /// Events of these contracts, at most 2,000 blocks per call.
     pub fn contracts(addresses: impl Into<Vec<Address>>) -> Self {
-        Self { addresses: addresses.into(), max_blocks: 2_000 }
+        Self {
+            addresses: addresses.into(),
+            max_blocks: 2_000,
+        }
     }
 }
 
@@ -130,7 +145,10 @@ pub struct EventCursor {
 impl EventCursor {
     /// A cursor that starts at `block`.
     pub fn from_block(block: BlockNumber) -> Self {
-        Self { next_block: block, last_hash: None }
+        Self {
+            next_block: block,
+            last_hash: None,
+        }
     }
 }
 

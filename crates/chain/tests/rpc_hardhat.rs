@@ -18,7 +18,10 @@ use common::TestNode;
 const READY_LIMIT: Duration = Duration::from_secs(30);
 
 fn hardhat_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/hardhat").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/hardhat")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Runs `npm ci` once per test process if `node_modules` is missing.
@@ -32,7 +35,12 @@ fn ensure_installed(dir: &Path) {
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `npm ci` in {}: {e} (Node.js 20 and npm are required)", dir.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run `npm ci` in {}: {e} (Node.js 20 and npm are required)",
+                dir.display()
+            )
+        });
     assert!(
         output.status.success(),
         "`npm ci` in {} failed:\n{}\n{}",
@@ -59,7 +67,12 @@ impl HardhatNode {
             listener.local_addr().unwrap().port()
         };
         let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hardhat-{port}.log"));
-        let mut node = Self { dir, port, log, child: None };
+        let mut node = Self {
+            dir,
+            port,
+            log,
+            child: None,
+        };
         node.spawn().await;
         node
     }
@@ -69,8 +82,17 @@ impl HardhatNode {
         // `node <hardhat cli>` rather than `npx hardhat`: npx would sit between us and the
         // node process, and killing it could leave the node running.
         let child = Command::new("node")
-            .arg(self.dir.join("node_modules/hardhat/internal/cli/bootstrap.js"))
-            .args(["node", "--hostname", "127.0.0.1", "--port", &self.port.to_string()])
+            .arg(
+                self.dir
+                    .join("node_modules/hardhat/internal/cli/bootstrap.js"),
+            )
+            .args([
+                "node",
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+            ])
             .current_dir(&self.dir)
             .env("HARDHAT_DISABLE_TELEMETRY_PROMPT", "true")
             .stdin(Stdio::null())
@@ -85,7 +107,10 @@ impl HardhatNode {
             status = self.exited() => panic!("hardhat node exited early ({status}):\n{}", self.log_text()),
         };
         if let Err(err) = ready {
-            panic!("hardhat node not ready after {READY_LIMIT:?}: {err}\n{}", self.log_text());
+            panic!(
+                "hardhat node not ready after {READY_LIMIT:?}: {err}\n{}",
+                self.log_text()
+            );
         }
     }
 

@@ -30,7 +30,10 @@ struct Demo {
 
 impl Demo {
     fn step(&self, text: &str) {
-        println!("[{:>7.1} ms] {text}", self.started.elapsed().as_secs_f64() * 1e3);
+        println!(
+            "[{:>7.1} ms] {text}",
+            self.started.elapsed().as_secs_f64() * 1e3
+        );
     }
 
     fn gas(&mut self, what: &str, gas: u64) {
@@ -48,21 +51,33 @@ impl Demo {
     /// `count` payments of `each` from `sender`, returning the newest signed proof.
     fn pay(&self, sender: usize, id: U256, count: u64, each: U256) -> Vec<SignedBalance> {
         (1..=count)
-            .map(|nonce| self.lc.proof(&self.lc.keys[sender], id, nonce, each * U256::from(nonce)))
+            .map(|nonce| {
+                self.lc
+                    .proof(&self.lc.keys[sender], id, nonce, each * U256::from(nonce))
+            })
             .collect()
     }
 }
 
 fn name_of(lc: &Lifecycle, who: Address) -> &'static str {
-    lc.keys.iter().position(|k| k.address() == who).map_or("?", |i| NAMES[i])
+    lc.keys
+        .iter()
+        .position(|k| k.address() == who)
+        .map_or("?", |i| NAMES[i])
 }
 
 /// Runs the demo.
 pub async fn run(_args: DemoArgs) -> Result<(), String> {
     let err = |e: ChainError| e.to_string();
     let started = Instant::now();
-    let lc = Lifecycle::embedded(NAMES.len()).await.map_err(|e| format!("embedded chain: {e}"))?;
-    let mut demo = Demo { lc, started, gas: Vec::new() };
+    let lc = Lifecycle::embedded(NAMES.len())
+        .await
+        .map_err(|e| format!("embedded chain: {e}"))?;
+    let mut demo = Demo {
+        lc,
+        started,
+        gas: Vec::new(),
+    };
     let [alice, bob, carol, dave] = [0, 1, 2, 3].map(|i| demo.lc.keys[i].clone());
     demo.step(&format!(
         "embedded chain {} up; SMT {} TokenNetwork {}",
@@ -79,9 +94,15 @@ pub async fn run(_args: DemoArgs) -> Result<(), String> {
     demo.step(&format!("channel {ab} alice<->bob opened, 1000 SMT each"));
     let from_alice = demo.pay(0, ab, 5, smt(20));
     let from_bob = demo.pay(1, ab, 3, smt(10));
-    demo.step("off-chain: alice paid bob 5 x 20 SMT, bob paid alice 3 x 10 SMT (signed balance proofs)");
+    demo.step(
+        "off-chain: alice paid bob 5 x 20 SMT, bob paid alice 3 x 10 SMT (signed balance proofs)",
+    );
     let stale = &from_alice[1];
-    let r = demo.lc.close(ab, &alice, from_bob.last(), &stale.balance).await.map_err(err)?;
+    let r = demo
+        .lc
+        .close(ab, &alice, from_bob.last(), &stale.balance)
+        .await
+        .map_err(err)?;
     demo.gas("close", r.gas_used);
     demo.step(&format!(
         "alice closes declaring her stale proof (nonce {}, {} SMT sent) instead of nonce 5 (100 SMT)",
@@ -92,7 +113,10 @@ pub async fn run(_args: DemoArgs) -> Result<(), String> {
     let r = demo.lc.update(ab, &bob, &newest).await.map_err(err)?;
     demo.gas("update (penalty)", r.gas_used);
     match demo.lc.tracker.outcome(ab) {
-        Some(ChannelOutcome::Penalized { beneficiary, amount }) => demo.step(&format!(
+        Some(ChannelOutcome::Penalized {
+            beneficiary,
+            amount,
+        }) => demo.step(&format!(
             "bob presents alice's nonce-5 proof: penalty, {} SMT (the whole deposit) to {}",
             fmt_smt(*amount),
             name_of(&demo.lc, *beneficiary)
@@ -101,15 +125,29 @@ pub async fn run(_args: DemoArgs) -> Result<(), String> {
     }
 
     // 2. bob and carol: an honest close, confirmed, settled after the timeout.
-    let (bc, r) = demo.lc.open_with_deposit(&bob, &carol, smt(500)).await.map_err(err)?;
+    let (bc, r) = demo
+        .lc
+        .open_with_deposit(&bob, &carol, smt(500))
+        .await
+        .map_err(err)?;
     demo.gas("open with deposit", r.gas_used);
     demo.lc.deposit(bc, &carol, smt(500)).await.map_err(err)?;
     let from_carol = demo.pay(2, bc, 4, smt(30));
     let from_bob = demo.pay(1, bc, 1, smt(5));
-    demo.step(&format!("channel {bc} bob<->carol: carol paid bob 4 x 30 SMT, bob paid carol 5 SMT"));
-    let r = demo.lc.close(bc, &bob, from_carol.last(), &from_bob[0].balance).await.map_err(err)?;
+    demo.step(&format!(
+        "channel {bc} bob<->carol: carol paid bob 4 x 30 SMT, bob paid carol 5 SMT"
+    ));
+    let r = demo
+        .lc
+        .close(bc, &bob, from_carol.last(), &from_bob[0].balance)
+        .await
+        .map_err(err)?;
     demo.gas("close", r.gas_used);
-    let r = demo.lc.update(bc, &carol, &from_bob[0]).await.map_err(err)?;
+    let r = demo
+        .lc
+        .update(bc, &carol, &from_bob[0])
+        .await
+        .map_err(err)?;
     demo.gas("update (confirm)", r.gas_used);
     demo.step("bob closes honestly; carol confirms his declaration");
     let r = demo.lc.settle(bc, &carol).await.map_err(err)?;
@@ -118,7 +156,9 @@ pub async fn run(_args: DemoArgs) -> Result<(), String> {
         Some(ChannelOutcome::Settled { amount1, amount2 }) => {
             let (want_bob, want_carol) = (smt(500 + 120 - 5), smt(500 - 120 + 5));
             if (*amount1, *amount2) != (want_bob, want_carol) {
-                return Err(format!("settlement {amount1}/{amount2} differs from the off-chain ledger"));
+                return Err(format!(
+                    "settlement {amount1}/{amount2} differs from the off-chain ledger"
+                ));
             }
             demo.step(&format!(
                 "settled after the timeout: bob {} SMT, carol {} SMT (equal to the off-chain ledger)",
@@ -130,19 +170,40 @@ pub async fn run(_args: DemoArgs) -> Result<(), String> {
     }
 
     // 3. carol and dave: cooperative settlement, no waiting.
-    let (cd, _) = demo.lc.open_with_deposit(&carol, &dave, smt(300)).await.map_err(err)?;
+    let (cd, _) = demo
+        .lc
+        .open_with_deposit(&carol, &dave, smt(300))
+        .await
+        .map_err(err)?;
     demo.lc.deposit(cd, &dave, smt(300)).await.map_err(err)?;
-    let r = demo.lc.cooperative_settle(cd, &carol, &dave, smt(250), smt(350)).await.map_err(err)?;
+    let r = demo
+        .lc
+        .cooperative_settle(cd, &carol, &dave, smt(250), smt(350))
+        .await
+        .map_err(err)?;
     demo.gas("cooperative settle", r.gas_used);
-    demo.step(&format!("channel {cd} carol<->dave settled cooperatively: carol 250, dave 350"));
+    demo.step(&format!(
+        "channel {cd} carol<->dave settled cooperatively: carol 250, dave 350"
+    ));
 
     let after = demo.balances().await.map_err(err)?;
     println!();
-    println!("{:<8} {:>16} {:>16} {:>12}", "account", "SMT before", "SMT after", "change");
+    println!(
+        "{:<8} {:>16} {:>16} {:>12}",
+        "account", "SMT before", "SMT after", "change"
+    );
     for (i, name) in NAMES.iter().enumerate() {
         let (b, a) = (before[i], after[i]);
-        let change = if a >= b { format!("+{}", fmt_smt(a - b)) } else { format!("-{}", fmt_smt(b - a)) };
-        println!("{name:<8} {:>16} {:>16} {change:>12}", fmt_smt(b), fmt_smt(a));
+        let change = if a >= b {
+            format!("+{}", fmt_smt(a - b))
+        } else {
+            format!("-{}", fmt_smt(b - a))
+        };
+        println!(
+            "{name:<8} {:>16} {:>16} {change:>12}",
+            fmt_smt(b),
+            fmt_smt(a)
+        );
     }
     println!();
     println!("{:<22} {:>9}", "operation", "gas");
@@ -150,6 +211,9 @@ pub async fn run(_args: DemoArgs) -> Result<(), String> {
         println!("{what:<22} {gas:>9}");
     }
     println!();
-    println!("demo finished in {:.0} ms", started.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "demo finished in {:.0} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
     Ok(())
 }

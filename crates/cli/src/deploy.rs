@@ -39,7 +39,8 @@ fn deployer_key(args: &DeployArgs) -> Result<PrivateKey, String> {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read key file {}: {e}", path.display()))?,
         None => std::env::var("SMARTMESH_DEPLOYER_KEY").map_err(|_| {
-            "no deployer key: pass --key-file, --dev-account or set SMARTMESH_DEPLOYER_KEY".to_string()
+            "no deployer key: pass --key-file, --dev-account or set SMARTMESH_DEPLOYER_KEY"
+                .to_string()
         })?,
     };
     PrivateKey::from_hex(&hex).map_err(|e| format!("deployer key: {e}"))
@@ -52,12 +53,17 @@ pub async fn run(args: DeployArgs) -> Result<(), String> {
         Some(path) => DeployConfig::from_file(path).map_err(|e| e.to_string())?,
         None => DeployConfig::default(),
     };
-    let chain = RpcChain::connect(RpcConfig { confirmations: args.confirmations, ..RpcConfig::new(&args.eth_rpc) })
-        .map_err(|e| e.to_string())?;
+    let chain = RpcChain::connect(RpcConfig {
+        confirmations: args.confirmations,
+        ..RpcConfig::new(&args.eth_rpc)
+    })
+    .map_err(|e| e.to_string())?;
     eprintln!("deploying from {} to {}", key.address(), args.eth_rpc);
-    let deployment = deploy(&chain, &key, &config, |done, total| eprintln!("  transaction {done}/{total} mined"))
-        .await
-        .map_err(|e| e.to_string())?;
+    let deployment = deploy(&chain, &key, &config, |done, total| {
+        eprintln!("  transaction {done}/{total} mined")
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     deployment.write(&args.out).map_err(|e| e.to_string())?;
     println!("token          {}", deployment.token);
     println!("secret registry {}", deployment.secret_registry);

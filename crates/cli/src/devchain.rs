@@ -57,5 +57,7 @@ pub async fn run(args: DevchainArgs) -> Result<(), String> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    smartmesh_chain::devchain::serve(chain, listener, shutdown).await.map_err(|e| e.to_string())
+    smartmesh_chain::devchain::serve(chain, listener, shutdown)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -2,8 +2,8 @@
 //! library crates.
 
 mod demo;
-mod devchain;
 mod deploy;
+mod devchain;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -35,7 +35,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

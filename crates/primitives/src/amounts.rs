@@ -7,7 +7,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A token amount in the token's smallest unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct TokenAmount(pub U256);
 
@@ -22,12 +24,18 @@ impl TokenAmount {
 
     /// `self + rhs`, or an error on overflow.
     pub fn checked_add(self, rhs: Self) -> Result<Self, PrimitivesError> {
-        self.0.checked_add(rhs.0).map(Self).ok_or(PrimitivesError::Overflow("token amount addition"))
+        self.0
+            .checked_add(rhs.0)
+            .map(Self)
+            .ok_or(PrimitivesError::Overflow("token amount addition"))
     }
 
     /// `self - rhs`, or an error when `rhs > self`.
     pub fn checked_sub(self, rhs: Self) -> Result<Self, PrimitivesError> {
-        self.0.checked_sub(rhs.0).map(Self).ok_or(PrimitivesError::Overflow("token amount subtraction"))
+        self.0
+            .checked_sub(rhs.0)
+            .map(Self)
+            .ok_or(PrimitivesError::Overflow("token amount subtraction"))
     }
 
     /// The smaller of two amounts.
@@ -51,22 +59,29 @@ impl FromStr for TokenAmount {
     type Err = PrimitivesError;
     /// Decimal integer in the smallest unit.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        U256::from_str_radix(s.trim(), 10).map(Self).map_err(|_| PrimitivesError::Parse {
-            what: "token amount",
-            input: s.chars().take(80).collect(),
-        })
+        U256::from_str_radix(s.trim(), 10)
+            .map(Self)
+            .map_err(|_| PrimitivesError::Parse {
+                what: "token amount",
+                input: s.chars().take(80).collect(),
+            })
     }
 }
 
 /// A balance-proof nonce: strictly increasing per signer and channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Nonce(pub u64);
 
 impl Nonce {
     /// The nonce after this one, or an error at the end of the range.
     pub fn next(self) -> Result<Self, PrimitivesError> {
-        self.0.checked_add(1).map(Self).ok_or(PrimitivesError::Overflow("nonce"))
+        self.0
+            .checked_add(1)
+            .map(Self)
+            .ok_or(PrimitivesError::Overflow("nonce"))
     }
 }
 
@@ -77,14 +92,19 @@ impl fmt::Display for Nonce {
 }
 
 /// Chain time: seconds since the Unix epoch, as `block.timestamp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct ChainTime(pub u64);
 
 impl ChainTime {
     /// `self + seconds`, or an error on overflow.
     pub fn checked_add_secs(self, seconds: u64) -> Result<Self, PrimitivesError> {
-        self.0.checked_add(seconds).map(Self).ok_or(PrimitivesError::Overflow("chain time"))
+        self.0
+            .checked_add(seconds)
+            .map(Self)
+            .ok_or(PrimitivesError::Overflow("chain time"))
     }
 
     /// Seconds from `earlier` to `self`, zero if `earlier` is later.
@@ -100,7 +120,9 @@ impl fmt::Display for ChainTime {
 }
 
 /// A channel identifier assigned by the TokenNetwork contract; never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct ChannelId(pub U256);
 
@@ -111,7 +133,9 @@ impl fmt::Display for ChannelId {
 }
 
 /// An EIP-155 chain id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct ChainId(pub u64);
 
@@ -122,7 +146,9 @@ impl fmt::Display for ChainId {
 }
 
 /// A block height.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct BlockNumber(pub u64);
 
@@ -140,7 +166,11 @@ mod tests {
     fn amount_overflow_is_an_error() {
         let max = TokenAmount(U256::MAX);
         assert!(max.checked_add(TokenAmount::from_u128(1)).is_err());
-        assert!(TokenAmount::ZERO.checked_sub(TokenAmount::from_u128(1)).is_err());
+        assert!(
+            TokenAmount::ZERO
+                .checked_sub(TokenAmount::from_u128(1))
+                .is_err()
+        );
         assert_eq!(
             TokenAmount::from_u128(2).checked_add(TokenAmount::from_u128(3)),
             Ok(TokenAmount::from_u128(5))

@@ -154,7 +154,11 @@ pub fn encode_locks(locks: &[Lock]) -> Vec<u8> {
 
 /// `keccak256` of the packed locks, or zero when there are none.
 pub fn locksroot(locks: &[Lock]) -> B256 {
-    if locks.is_empty() { B256::ZERO } else { keccak256(encode_locks(locks)) }
+    if locks.is_empty() {
+        B256::ZERO
+    } else {
+        keccak256(encode_locks(locks))
+    }
 }
 
 #[cfg(test)]
@@ -195,21 +199,33 @@ mod tests {
         let contract = Address::repeat_byte(0x11);
         let dom = token_network_domain(ChainId(1337), contract);
         let ours = sign(&key, &proof, &dom);
-        let theirs = wallet.sign_hash_sync(&proof.eip712_signing_hash(&dom)).expect("signs");
+        let theirs = wallet
+            .sign_hash_sync(&proof.eip712_signing_hash(&dom))
+            .expect("signs");
         assert_eq!(ours.0.to_vec(), theirs.as_bytes().to_vec());
-        assert_eq!(recover_signer(&digest(&proof, &dom), &ours), Ok(key.address()));
+        assert_eq!(
+            recover_signer(&digest(&proof, &dom), &ours),
+            Ok(key.address())
+        );
         // Another chain or contract gives another digest: the signature is dead there.
         let other_chain = token_network_domain(ChainId(1), contract);
         let other_contract = token_network_domain(ChainId(1337), Address::repeat_byte(0x22));
         assert_ne!(digest(&proof, &dom), digest(&proof, &other_chain));
         assert_ne!(digest(&proof, &dom), digest(&proof, &other_contract));
-        assert_ne!(recover_signer(&digest(&proof, &other_chain), &ours), Ok(key.address()));
+        assert_ne!(
+            recover_signer(&digest(&proof, &other_chain), &ours),
+            Ok(key.address())
+        );
     }
 
     #[test]
     fn locksroot_of_nothing_is_zero() {
         assert_eq!(locksroot(&[]), B256::ZERO);
-        let lock = Lock { expiration: 5, amount: U256::from(9), secrethash: B256::repeat_byte(1) };
+        let lock = Lock {
+            expiration: 5,
+            amount: U256::from(9),
+            secrethash: B256::repeat_byte(1),
+        };
         assert_eq!(lock.encode_packed().len(), 96);
         assert_eq!(locksroot(&[lock]), keccak256(lock.encode_packed()));
     }

@@ -26,14 +26,18 @@ impl PrivateKey {
         let secret =
             SecretKey::from_byte_array(*bytes).map_err(|_| PrimitivesError::InvalidPrivateKey)?;
         let public = PublicKey::from_secret_key_global(&secret);
-        Ok(Self { secret, address: address_of(&public) })
+        Ok(Self {
+            secret,
+            address: address_of(&public),
+        })
     }
 
     /// A key from hex, with or without `0x`.
     pub fn from_hex(hex_key: &str) -> Result<Self, PrimitivesError> {
         let raw = hex_key.trim().trim_start_matches("0x");
         let mut bytes = [0u8; 32];
-        alloy::hex::decode_to_slice(raw, &mut bytes).map_err(|_| PrimitivesError::InvalidPrivateKey)?;
+        alloy::hex::decode_to_slice(raw, &mut bytes)
+            .map_err(|_| PrimitivesError::InvalidPrivateKey)?;
         Self::from_bytes(&bytes)
     }
 
@@ -96,8 +100,9 @@ pub struct Signature(pub [u8; 65]);
 impl Signature {
     /// Parses 65 bytes; accepts `v` as 0/1 or 27/28 and normalises it to 27/28.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, PrimitivesError> {
-        let array: [u8; 65] =
-            bytes.try_into().map_err(|_| PrimitivesError::SignatureLength(bytes.len()))?;
+        let array: [u8; 65] = bytes
+            .try_into()
+            .map_err(|_| PrimitivesError::SignatureLength(bytes.len()))?;
         let mut sig = Self(array);
         sig.0[64] = match array[64] {
             0 | 1 => array[64] + 27,
@@ -135,7 +140,8 @@ pub fn recover_signer(digest: &B256, signature: &Signature) -> Result<Address, P
         27 | 28 => i32::from(v - 27),
         other => return Err(PrimitivesError::InvalidRecoveryByte(other)),
     };
-    let recid = RecoveryId::try_from(parity).map_err(|_| PrimitivesError::InvalidRecoveryByte(v))?;
+    let recid =
+        RecoveryId::try_from(parity).map_err(|_| PrimitivesError::InvalidRecoveryByte(v))?;
     let sig = RecoverableSignature::from_compact(&signature.0[..64], recid)
         .map_err(|_| PrimitivesError::InvalidSignature)?;
     let public = SECP256K1
@@ -159,7 +165,10 @@ mod tests {
     #[test]
     fn address_matches_known_dev_account() {
         let key = PrivateKey::from_hex(DEV_KEY).expect("valid key");
-        assert_eq!(key.address(), crate::address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+        assert_eq!(
+            key.address(),
+            crate::address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+        );
     }
 
     #[test]
@@ -186,7 +195,10 @@ mod tests {
         let mut twin = sig.0;
         twin[32..64].copy_from_slice(&s_twin.to_be_bytes::<32>());
         twin[64] = if sig.0[64] == 27 { 28 } else { 27 };
-        assert_eq!(recover_signer(&digest, &Signature(twin)), Err(PrimitivesError::HighS));
+        assert_eq!(
+            recover_signer(&digest, &Signature(twin)),
+            Err(PrimitivesError::HighS)
+        );
     }
 
     #[test]

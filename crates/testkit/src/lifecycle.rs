@@ -58,13 +58,22 @@ impl Lifecycle {
         configure: impl FnOnce(&mut EmbeddedConfig),
     ) -> Result<Self, ChainError> {
         let keys = participant_keys(participants)?;
-        let mut config = EmbeddedConfig { deploy: Some(deploy_config(&keys)), ..EmbeddedConfig::default() };
+        let mut config = EmbeddedConfig {
+            deploy: Some(deploy_config(&keys)),
+            ..EmbeddedConfig::default()
+        };
         configure(&mut config);
         let chain = EmbeddedChain::new(config)?;
         let deployment = chain
             .deployment()
             .ok_or_else(|| ChainError::Invalid("embedded chain has no deployment".into()))?;
-        Self::start(Arc::new(chain.clone()), Clock::Embedded(chain), deployment, keys).await
+        Self::start(
+            Arc::new(chain.clone()),
+            Clock::Embedded(chain),
+            deployment,
+            keys,
+        )
+        .await
     }
 
     /// The same over JSON-RPC: deploys from dev account 0 to the node at `url` (whose
@@ -72,9 +81,18 @@ impl Lifecycle {
     /// `evm_increaseTime`).
     pub async fn over_rpc(url: &str, participants: usize) -> Result<Self, ChainError> {
         let keys = participant_keys(participants)?;
-        let chain = RpcChain::connect(RpcConfig { confirmations: 0, ..RpcConfig::new(url) })?;
+        let chain = RpcChain::connect(RpcConfig {
+            confirmations: 0,
+            ..RpcConfig::new(url)
+        })?;
         let deployment = deploy(&chain, &deployer_key()?, &deploy_config(&keys), |_, _| {}).await?;
-        Self::start(Arc::new(chain), Clock::Rpc(url.to_string()), deployment, keys).await
+        Self::start(
+            Arc::new(chain),
+            Clock::Rpc(url.to_string()),
+            deployment,
+            keys,
+        )
+        .await
     }
 
     async fn start(
@@ -85,32 +103,61 @@ impl Lifecycle {
     ) -> Result<Self, ChainError> {
         let signer = TokenNetworkSigner::new(deployment.chain_id, deployment.token_network);
         let tracker = ChannelTracker::new(deployment.token_network);
-        let me = Self { chain, clock, deployment, signer, tracker, keys };
+        let me = Self {
+            chain,
+            clock,
+            deployment,
+            signer,
+            tracker,
+            keys,
+        };
         for key in &me.keys {
-            let approve = SmartMeshToken::approveCall { spender: me.deployment.token_network, value: U256::MAX };
-            me.send(key, me.deployment.token, approve.abi_encode().into()).await?;
+            let approve = SmartMeshToken::approveCall {
+                spender: me.deployment.token_network,
+                value: U256::MAX,
+            };
+            me.send(key, me.deployment.token, approve.abi_encode().into())
+                .await?;
         }
         Ok(me)
     }
 
     /// Sends `data` to `to` from `from`.
-    pub async fn send(&self, from: &PrivateKey, to: Address, data: Bytes) -> Result<TxReceipt, ChainError> {
+    pub async fn send(
+        &self,
+        from: &PrivateKey,
+        to: Address,
+        data: Bytes,
+    ) -> Result<TxReceipt, ChainError> {
         self.chain.send(from, TxRequest::call(to, data)).await
     }
 
-    /// Moves chain time forward by `seconds` and mines a block.
+    /// Mines a block `seconds` after the newest one (as Hardhat's `time.increase`:
+    /// relative to the newest block, not to a wall clock that fast mining ran ahead of).
     pub async fn increase_time(&self, seconds: u64) -> Result<(), ChainError> {
+        let target = self
+            .chain
+            .head()
+            .await?
+            .timestamp
+            .0
+            .saturating_add(seconds.max(1));
         match &self.clock {
             Clock::Embedded(chain) => {
-                chain.increase_time(seconds);
-                Ok(())
+                chain.set_next_block_timestamp(target)?;
+                chain.mine();
             }
             Clock::Rpc(url) => {
-                rpc_request(url, "evm_increaseTime", serde_json::json!([seconds])).await?;
+                rpc_request(
+                    url,
+                    "evm_setNextBlockTimestamp",
+                    serde_json::json!([target]),
+                )
+                .await?;
                 rpc_request(url, "evm_mine", serde_json::json!([])).await?;
-                Ok(())
             }
         }
+        Ok(())
     }
 
     /// Sends `data` to the TokenNetwork from `from` and tracks the channel events.
@@ -129,57 +176,125 @@ impl Lifecycle {
     }
 
     /// Opens a channel between `a` and `b` with no deposit.
-    pub async fn open(&mut self, a: &PrivateKey, b: &PrivateKey) -> Result<(U256, TxReceipt), ChainError> {
-        let receipt = self.tn(a, calls::open(a.address(), b.address(), SETTLE_TIMEOUT)).await?;
-        let id = opened_channel_id(&receipt.logs).ok_or_else(|| ChainError::InvalidResponse("no ChannelOpened".into()))?;
+    pub async fn open(
+        &mut self,
+        a: &PrivateKey,
+        b: &PrivateKey,
+    ) -> Result<(U256, TxReceipt), ChainError> {
+        let receipt = self
+            .tn(a, calls::open(a.address(), b.address(), SETTLE_TIMEOUT))
+            .await?;
+        let id = opened_channel_id(&receipt.logs)
+            .ok_or_else(|| ChainError::InvalidResponse("no ChannelOpened".into()))?;
         Ok((id, receipt))
     }
 
     /// Opens a channel from `a` to `b` depositing `deposit` for `a`.
-    pub async fn open_with_deposit(&mut self, a: &PrivateKey, b: &PrivateKey, deposit: U256) -> Result<(U256, TxReceipt), ChainError> {
-        let receipt = self.tn(a, calls::open_with_deposit(b.address(), SETTLE_TIMEOUT, deposit)).await?;
-        let id = opened_channel_id(&receipt.logs).ok_or_else(|| ChainError::InvalidResponse("no ChannelOpened".into()))?;
+    pub async fn open_with_deposit(
+        &mut self,
+        a: &PrivateKey,
+        b: &PrivateKey,
+        deposit: U256,
+    ) -> Result<(U256, TxReceipt), ChainError> {
+        let receipt = self
+            .tn(
+                a,
+                calls::open_with_deposit(b.address(), SETTLE_TIMEOUT, deposit),
+            )
+            .await?;
+        let id = opened_channel_id(&receipt.logs)
+            .ok_or_else(|| ChainError::InvalidResponse("no ChannelOpened".into()))?;
         Ok((id, receipt))
     }
 
     /// Raises `who`'s total deposit in channel `id`.
-    pub async fn deposit(&mut self, id: U256, who: &PrivateKey, total: U256) -> Result<TxReceipt, ChainError> {
+    pub async fn deposit(
+        &mut self,
+        id: U256,
+        who: &PrivateKey,
+        total: U256,
+    ) -> Result<TxReceipt, ChainError> {
         let ch = self.channel(id)?;
         self.tn(who, calls::set_total_deposit(id, &ch, who.address(), total))
-        .await
+            .await
     }
 
     /// A balance proof `sender` signs in channel `id` (no locks).
-    pub fn proof(&self, sender: &PrivateKey, id: U256, nonce: u64, transferred: U256) -> SignedBalance {
+    pub fn proof(
+        &self,
+        sender: &PrivateKey,
+        id: U256,
+        nonce: u64,
+        transferred: U256,
+    ) -> SignedBalance {
         self.proof_with_locks(sender, id, nonce, transferred, &[])
     }
 
     /// A balance proof with pending locks.
-    pub fn proof_with_locks(&self, sender: &PrivateKey, id: U256, nonce: u64, transferred: U256, locks: &[eip712::Lock]) -> SignedBalance {
+    pub fn proof_with_locks(
+        &self,
+        sender: &PrivateKey,
+        id: U256,
+        nonce: u64,
+        transferred: U256,
+        locks: &[eip712::Lock],
+    ) -> SignedBalance {
         let locked = locks.iter().fold(U256::ZERO, |sum, lock| sum + lock.amount);
-        let balance = Balance { nonce, transferredAmount: transferred, lockedAmount: locked, locksroot: eip712::locksroot(locks) };
+        let balance = Balance {
+            nonce,
+            transferredAmount: transferred,
+            lockedAmount: locked,
+            locksroot: eip712::locksroot(locks),
+        };
         let message_hash = keccak256(format!("message {id}/{nonce}"));
-        let signature = self.signer.balance_proof(sender, id, &balance, message_hash);
-        SignedBalance { balance, message_hash, signature }
+        let signature = self
+            .signer
+            .balance_proof(sender, id, &balance, message_hash);
+        SignedBalance {
+            balance,
+            message_hash,
+            signature,
+        }
     }
 
     /// `closer` closes channel `id` with the partner's proof (or none) and its declaration.
-    pub async fn close(&mut self, id: U256, closer: &PrivateKey, partner_proof: Option<&SignedBalance>, declared: &Balance) -> Result<TxReceipt, ChainError> {
+    pub async fn close(
+        &mut self,
+        id: U256,
+        closer: &PrivateKey,
+        partner_proof: Option<&SignedBalance>,
+        declared: &Balance,
+    ) -> Result<TxReceipt, ChainError> {
         let ch = self.channel(id)?;
         let (proof, hash, sig) = match partner_proof {
             Some(p) => (p.balance.clone(), p.message_hash, p.signature.clone()),
             None => (no_balance(), B256::ZERO, Default::default()),
         };
-        self.tn(closer, calls::close(id, &ch, proof, hash, sig, declared.clone()))
+        self.tn(
+            closer,
+            calls::close(id, &ch, proof, hash, sig, declared.clone()),
+        )
         .await
     }
 
     /// The non-closer presents the closer's signed proof.
-    pub async fn update(&mut self, id: U256, non_closer: &PrivateKey, closer_proof: &SignedBalance) -> Result<TxReceipt, ChainError> {
+    pub async fn update(
+        &mut self,
+        id: U256,
+        non_closer: &PrivateKey,
+        closer_proof: &SignedBalance,
+    ) -> Result<TxReceipt, ChainError> {
         let ch = self.channel(id)?;
         self.tn(
             non_closer,
-            calls::update(id, &ch, closer_proof.balance.clone(), closer_proof.message_hash, closer_proof.signature.clone(), Default::default()),
+            calls::update(
+                id,
+                &ch,
+                closer_proof.balance.clone(),
+                closer_proof.message_hash,
+                closer_proof.signature.clone(),
+                Default::default(),
+            ),
         )
         .await
     }
@@ -188,30 +303,59 @@ impl Lifecycle {
     pub async fn settle(&mut self, id: U256, by: &PrivateKey) -> Result<TxReceipt, ChainError> {
         let ch = self.channel(id)?;
         self.increase_time(ch.settleTimeout + 1).await?;
-        self.tn(by, calls::settle(id, &ch))
-        .await
+        self.tn(by, calls::settle(id, &ch)).await
     }
 
     /// Both sign and `by` submits a cooperative settlement.
-    pub async fn cooperative_settle(&mut self, id: U256, a: &PrivateKey, b: &PrivateKey, balance1: U256, balance2: U256) -> Result<TxReceipt, ChainError> {
+    pub async fn cooperative_settle(
+        &mut self,
+        id: U256,
+        a: &PrivateKey,
+        b: &PrivateKey,
+        balance1: U256,
+        balance2: U256,
+    ) -> Result<TxReceipt, ChainError> {
         let ch = self.channel(id)?;
-        let (k1, k2) = if ch.participant1 == a.address() { (a, b) } else { (b, a) };
-        let sig1 = self.signer.cooperative_settle(k1, id, &ch, balance1, balance2);
-        let sig2 = self.signer.cooperative_settle(k2, id, &ch, balance1, balance2);
-        self.tn(a, calls::cooperative_settle(id, &ch, balance1, balance2, sig1, sig2))
+        let (k1, k2) = if ch.participant1 == a.address() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let sig1 = self
+            .signer
+            .cooperative_settle(k1, id, &ch, balance1, balance2);
+        let sig2 = self
+            .signer
+            .cooperative_settle(k2, id, &ch, balance1, balance2);
+        self.tn(
+            a,
+            calls::cooperative_settle(id, &ch, balance1, balance2, sig1, sig2),
+        )
         .await
     }
 
     /// Registers `secret` in the SecretRegistry.
-    pub async fn register_secret(&mut self, by: &PrivateKey, secret: B256) -> Result<TxReceipt, ChainError> {
+    pub async fn register_secret(
+        &mut self,
+        by: &PrivateKey,
+        secret: B256,
+    ) -> Result<TxReceipt, ChainError> {
         let call = SecretRegistry::registerSecretCall { secret };
-        self.send(by, self.deployment.secret_registry, call.abi_encode().into()).await
+        self.send(
+            by,
+            self.deployment.secret_registry,
+            call.abi_encode().into(),
+        )
+        .await
     }
 
     /// SMT balance of `who`.
     pub async fn smt_balance(&self, who: Address) -> Result<U256, ChainError> {
         let call = SmartMeshToken::balanceOfCall { account: who };
-        let out = self.chain.call(CallRequest::new(self.deployment.token, call.abi_encode())).await?;
+        let out = self
+            .chain
+            .call(CallRequest::new(self.deployment.token, call.abi_encode()))
+            .await?;
         SmartMeshToken::balanceOfCall::abi_decode_returns(&out)
             .map_err(|e| ChainError::InvalidResponse(format!("balanceOf: {e}")))
     }
@@ -238,7 +382,12 @@ impl Lifecycle {
         match &self.clock {
             Clock::Embedded(chain) => chain.set_next_block_timestamp(timestamp),
             Clock::Rpc(url) => {
-                rpc_request(url, "evm_setNextBlockTimestamp", serde_json::json!([timestamp])).await?;
+                rpc_request(
+                    url,
+                    "evm_setNextBlockTimestamp",
+                    serde_json::json!([timestamp]),
+                )
+                .await?;
                 Ok(())
             }
         }
@@ -246,15 +395,28 @@ impl Lifecycle {
 
     /// Runs `call` against `to` read-only and decodes its return value.
     pub async fn view<C: SolCall>(&self, to: Address, call: C) -> Result<C::Return, ChainError> {
-        let out = self.chain.call(CallRequest::new(to, call.abi_encode())).await?;
-        C::abi_decode_returns(&out).map_err(|e| ChainError::InvalidResponse(format!("{}: {e}", C::SIGNATURE)))
+        let out = self
+            .chain
+            .call(CallRequest::new(to, call.abi_encode()))
+            .await?;
+        C::abi_decode_returns(&out)
+            .map_err(|e| ChainError::InvalidResponse(format!("{}: {e}", C::SIGNATURE)))
     }
 
     /// Deploys `creation_code` (bytecode followed by the ABI-encoded constructor
     /// arguments) from `from` and returns the new contract's address.
-    pub async fn deploy_contract(&self, from: &PrivateKey, creation_code: Vec<u8>) -> Result<Address, ChainError> {
-        let receipt = self.chain.send(from, TxRequest::deploy(creation_code)).await?;
-        receipt.contract_address.ok_or_else(|| ChainError::InvalidResponse("deployment without an address".into()))
+    pub async fn deploy_contract(
+        &self,
+        from: &PrivateKey,
+        creation_code: Vec<u8>,
+    ) -> Result<Address, ChainError> {
+        let receipt = self
+            .chain
+            .send(from, TxRequest::deploy(creation_code))
+            .await?;
+        receipt
+            .contract_address
+            .ok_or_else(|| ChainError::InvalidResponse("deployment without an address".into()))
     }
 
     /// SMT balance of the TokenNetwork (what all its channels hold).
@@ -263,13 +425,28 @@ impl Lifecycle {
     }
 
     /// Sends `data` to the SMT token from `from`.
-    pub async fn token_send(&self, from: &PrivateKey, data: Bytes) -> Result<TxReceipt, ChainError> {
+    pub async fn token_send(
+        &self,
+        from: &PrivateKey,
+        data: Bytes,
+    ) -> Result<TxReceipt, ChainError> {
         self.send(from, self.deployment.token, data).await
     }
 
     /// Transfers `amount` SMT from `from` to `to`.
-    pub async fn smt_transfer(&self, from: &PrivateKey, to: Address, amount: U256) -> Result<TxReceipt, ChainError> {
-        self.token_send(from, SmartMeshToken::transferCall { to, value: amount }.abi_encode().into()).await
+    pub async fn smt_transfer(
+        &self,
+        from: &PrivateKey,
+        to: Address,
+        amount: U256,
+    ) -> Result<TxReceipt, ChainError> {
+        self.token_send(
+            from,
+            SmartMeshToken::transferCall { to, value: amount }
+                .abi_encode()
+                .into(),
+        )
+        .await
     }
 
     /// The SMT token's EIP-712 domain.
@@ -285,8 +462,21 @@ impl Lifecycle {
         value: U256,
         deadline: U256,
     ) -> Result<Signature, ChainError> {
-        let nonce = self.view(self.deployment.token, SmartMeshToken::noncesCall { owner: owner.address() }).await?;
-        let permit = eip712::Permit { owner: owner.address(), spender, value, nonce, deadline };
+        let nonce = self
+            .view(
+                self.deployment.token,
+                SmartMeshToken::noncesCall {
+                    owner: owner.address(),
+                },
+            )
+            .await?;
+        let permit = eip712::Permit {
+            owner: owner.address(),
+            spender,
+            value,
+            nonce,
+            deadline,
+        };
         Ok(eip712::sign(owner, &permit, &self.token_domain()))
     }
 
@@ -323,11 +513,23 @@ impl Lifecycle {
         deadline: U256,
     ) -> Result<TxReceipt, ChainError> {
         let signature = self.sign_permit(owner, spender, value, deadline).await?;
-        self.submit_permit(submitter, owner.address(), spender, value, deadline, &signature).await
+        self.submit_permit(
+            submitter,
+            owner.address(),
+            spender,
+            value,
+            deadline,
+            &signature,
+        )
+        .await
     }
 
     /// `from`'s signature of a `TransferWithFee` authorization.
-    pub fn sign_transfer_with_fee(&self, from: &PrivateKey, auth: &eip712::TransferWithFee) -> Bytes {
+    pub fn sign_transfer_with_fee(
+        &self,
+        from: &PrivateKey,
+        auth: &eip712::TransferWithFee,
+    ) -> Bytes {
         Bytes::copy_from_slice(eip712::sign(from, auth, &self.token_domain()).as_bytes())
     }
 
@@ -354,7 +556,10 @@ impl Lifecycle {
 
     /// `authorizer`'s signature cancelling its authorization `nonce`.
     pub fn sign_cancel_authorization(&self, authorizer: &PrivateKey, nonce: B256) -> Bytes {
-        let cancel = eip712::CancelAuthorization { authorizer: authorizer.address(), nonce };
+        let cancel = eip712::CancelAuthorization {
+            authorizer: authorizer.address(),
+            nonce,
+        };
         Bytes::copy_from_slice(eip712::sign(authorizer, &cancel, &self.token_domain()).as_bytes())
     }
 
@@ -366,13 +571,25 @@ impl Lifecycle {
         nonce: B256,
         signature: Bytes,
     ) -> Result<TxReceipt, ChainError> {
-        let call = SmartMeshToken::cancelAuthorizationCall { authorizer, nonce, signature };
+        let call = SmartMeshToken::cancelAuthorizationCall {
+            authorizer,
+            nonce,
+            signature,
+        };
         self.token_send(submitter, call.abi_encode().into()).await
     }
 
     /// Whether `authorizer`'s `nonce` is used or cancelled.
-    pub async fn authorization_state(&self, authorizer: Address, nonce: B256) -> Result<bool, ChainError> {
-        self.view(self.deployment.token, SmartMeshToken::authorizationStateCall { authorizer, nonce }).await
+    pub async fn authorization_state(
+        &self,
+        authorizer: Address,
+        nonce: B256,
+    ) -> Result<bool, ChainError> {
+        self.view(
+            self.deployment.token,
+            SmartMeshToken::authorizationStateCall { authorizer, nonce },
+        )
+        .await
     }
 
     /// Both participants sign a `WithdrawProof` and `participant` submits it.
@@ -385,10 +602,33 @@ impl Lifecycle {
         expiration: U256,
     ) -> Result<TxReceipt, ChainError> {
         let ch = self.channel(id)?;
-        let mine = self.signer.withdraw(participant, id, participant.address(), total_withdraw, expiration);
-        let theirs = self.signer.withdraw(partner, id, participant.address(), total_withdraw, expiration);
-        self.tn(participant, calls::withdraw(id, &ch, participant.address(), total_withdraw, expiration, mine, theirs))
-            .await
+        let mine = self.signer.withdraw(
+            participant,
+            id,
+            participant.address(),
+            total_withdraw,
+            expiration,
+        );
+        let theirs = self.signer.withdraw(
+            partner,
+            id,
+            participant.address(),
+            total_withdraw,
+            expiration,
+        );
+        self.tn(
+            participant,
+            calls::withdraw(
+                id,
+                &ch,
+                participant.address(),
+                total_withdraw,
+                expiration,
+                mine,
+                theirs,
+            ),
+        )
+        .await
     }
 
     /// `agent` submits `participant`'s signed `DepositAuthorization` (the participant
@@ -403,9 +643,24 @@ impl Lifecycle {
         fee: U256,
         deadline: U256,
     ) -> Result<TxReceipt, ChainError> {
-        let auth = self.signer.deposit_authorization(participant, id, total_deposit, agent.address(), fee, deadline);
-        self.submit_deposit_with_authorization(id, agent, participant.address(), total_deposit, fee, deadline, auth)
-            .await
+        let auth = self.signer.deposit_authorization(
+            participant,
+            id,
+            total_deposit,
+            agent.address(),
+            fee,
+            deadline,
+        );
+        self.submit_deposit_with_authorization(
+            id,
+            agent,
+            participant.address(),
+            total_deposit,
+            fee,
+            deadline,
+            auth,
+        )
+        .await
     }
 
     /// `submitter` sends a `depositWithAuthorization` with the given signature.
@@ -479,7 +734,11 @@ impl Lifecycle {
         receiver: Address,
         locks: &[eip712::Lock],
     ) -> Result<TxReceipt, ChainError> {
-        self.tn(by, calls::unlock(id, sender, receiver, eip712::encode_locks(locks))).await
+        self.tn(
+            by,
+            calls::unlock(id, sender, receiver, eip712::encode_locks(locks)),
+        )
+        .await
     }
 
     /// The amount retained at settlement for `sender -> receiver` with `locksroot`.
@@ -490,26 +749,47 @@ impl Lifecycle {
         receiver: Address,
         locksroot: B256,
     ) -> Result<U256, ChainError> {
-        let call = TokenNetwork::pendingLockedAmountCall { id, sender, receiver, locksroot };
+        let call = TokenNetwork::pendingLockedAmountCall {
+            id,
+            sender,
+            receiver,
+            locksroot,
+        };
         self.view(self.deployment.token_network, call).await
     }
 
     /// The stored commitment of channel `id` (zero when unknown or finished).
     pub async fn channel_hash(&self, id: U256) -> Result<B256, ChainError> {
-        self.view(self.deployment.token_network, TokenNetwork::channelHashCall(id)).await
+        self.view(
+            self.deployment.token_network,
+            TokenNetwork::channelHashCall { id },
+        )
+        .await
     }
 
     /// Registers several secrets in one transaction.
-    pub async fn register_secrets(&self, by: &PrivateKey, secrets: &[B256]) -> Result<TxReceipt, ChainError> {
-        let call = SecretRegistry::registerSecretBatchCall { secrets: secrets.to_vec() };
-        self.send(by, self.deployment.secret_registry, call.abi_encode().into()).await
+    pub async fn register_secrets(
+        &self,
+        by: &PrivateKey,
+        secrets: &[B256],
+    ) -> Result<TxReceipt, ChainError> {
+        let call = SecretRegistry::registerSecretBatchCall {
+            secrets: secrets.to_vec(),
+        };
+        self.send(
+            by,
+            self.deployment.secret_registry,
+            call.abi_encode().into(),
+        )
+        .await
     }
 
     /// When the secret of `secrethash` was registered (0 if never).
     pub async fn secret_reveal_time(&self, secrethash: B256) -> Result<u64, ChainError> {
         let call = SecretRegistry::getSecretRevealTimeCall { secrethash };
         let time = self.view(self.deployment.secret_registry, call).await?;
-        u64::try_from(time).map_err(|_| ChainError::InvalidResponse(format!("reveal time {time} out of range")))
+        u64::try_from(time)
+            .map_err(|_| ChainError::InvalidResponse(format!("reveal time {time} out of range")))
     }
 }
 
@@ -524,35 +804,51 @@ pub struct SignedBalance {
     pub signature: Bytes,
 }
 
-/// Development key `index` of the well-known mnemonic (key 0 deploys the contracts).
-fn dev_key(index: u32) -> Result<PrivateKey, ChainError> {
-    dev_keys(index as usize + 1)
-        .pop()
-        .ok_or_else(|| ChainError::Invalid(format!("no development key {index}")))
-}
-
 fn participant_keys(participants: usize) -> Result<Vec<PrivateKey>, ChainError> {
     Ok(dev_keys(participants + 1).into_iter().skip(1).collect())
 }
 
 fn deployer_key() -> Result<PrivateKey, ChainError> {
-    dev_keys(1).into_iter().next().ok_or_else(|| ChainError::Invalid("no development key".into()))
+    dev_keys(1)
+        .into_iter()
+        .next()
+        .ok_or_else(|| ChainError::Invalid("no development key".into()))
 }
 
 fn deploy_config(keys: &[PrivateKey]) -> DeployConfig {
     DeployConfig {
         min_settle_timeout: 10,
-        grants: keys.iter().map(|k| Grant { to: k.address(), amount: smt(1_000_000) }).collect(),
+        grants: keys
+            .iter()
+            .map(|k| Grant {
+                to: k.address(),
+                amount: smt(1_000_000),
+            })
+            .collect(),
         ..DeployConfig::default()
     }
 }
 
 /// One JSON-RPC call (for the development methods the `Chain` trait does not cover).
-async fn rpc_request(url: &str, method: &str, params: serde_json::Value) -> Result<serde_json::Value, ChainError> {
+async fn rpc_request(
+    url: &str,
+    method: &str,
+    params: serde_json::Value,
+) -> Result<serde_json::Value, ChainError> {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let unreachable = |e: reqwest::Error| ChainError::Unreachable { endpoint: url.to_string(), reason: e.to_string() };
-    let response: serde_json::Value =
-        reqwest::Client::new().post(url).json(&body).send().await.map_err(unreachable)?.json().await.map_err(unreachable)?;
+    let unreachable = |e: reqwest::Error| ChainError::Unreachable {
+        endpoint: url.to_string(),
+        reason: e.to_string(),
+    };
+    let response: serde_json::Value = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(unreachable)?
+        .json()
+        .await
+        .map_err(unreachable)?;
     match response.get("error") {
         Some(error) => Err(ChainError::Rejected(format!("{method}: {error}"))),
         None => Ok(response.get("result").cloned().unwrap_or_default()),

@@ -11,7 +11,9 @@ use alloy::consensus::{
 };
 use alloy::eips::Typed2718;
 use alloy::eips::eip7685::EMPTY_REQUESTS_HASH;
-use alloy::primitives::{Address, B64, B256, Bloom, Bytes, Log, Signature, TxKind, U256, keccak256};
+use alloy::primitives::{
+    Address, B64, B256, Bloom, Bytes, Log, Signature, TxKind, U256, keccak256,
+};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::result::{EVMError, ExecutionResult, InvalidTransaction};
 use revm::database::{CacheDB, EmptyDB};
@@ -41,7 +43,7 @@ pub(super) enum TxSource {
     /// Executed in-process as `from`, unsigned; the nonce is assigned at inclusion.
     Local { request: TxRequest },
     /// A signed EIP-2718 envelope.
-    Signed { envelope: TxEnvelope },
+    Signed { envelope: Box<TxEnvelope> },
 }
 
 /// A transaction waiting for a block (or being mined right now).
@@ -54,7 +56,11 @@ pub(super) struct Pending {
 /// What happened to one transaction offered to a block.
 pub(super) enum Outcome {
     /// In the block (successful, or a signed transaction that failed with status 0).
-    Included { receipt: TxReceipt, success: bool, output: Bytes },
+    Included {
+        receipt: TxReceipt,
+        success: bool,
+        output: Bytes,
+    },
     /// Not in the block and never will be.
     Dropped(ChainError),
     /// Does not fit the block's remaining gas; try the next block.
@@ -80,7 +86,13 @@ struct StoredTx {
 
 #[derive(Debug, Clone)]
 enum StoredSource {
-    Local { nonce: u64, gas_limit: u64, to: Option<Address>, value: U256, input: Bytes },
+    Local {
+        nonce: u64,
+        gas_limit: u64,
+        to: Option<Address>,
+        value: U256,
+        input: Bytes,
+    },
     Signed(Box<TxEnvelope>),
 }
 
@@ -110,7 +122,9 @@ struct Clock {
 
 impl Clock {
     fn now(&self) -> u64 {
-        let t = self.genesis_time as i128 + self.started.elapsed().as_secs() as i128 + self.offset as i128;
+        let t = self.genesis_time as i128
+            + self.started.elapsed().as_secs() as i128
+            + self.offset as i128;
         t.clamp(0, u64::MAX as i128) as u64
     }
 }
@@ -197,7 +211,10 @@ fn block_env(number: u64, timestamp: u64, basefee: u64, prevrandao: B256) -> Blo
 fn tx_env_from_envelope(envelope: &TxEnvelope, from: Address) -> Result<TxEnv, ChainError> {
     let (gas_price, priority) = match envelope {
         TxEnvelope::Legacy(_) | TxEnvelope::Eip2930(_) => (envelope.max_fee_per_gas(), None),
-        TxEnvelope::Eip1559(_) => (envelope.max_fee_per_gas(), envelope.max_priority_fee_per_gas()),
+        TxEnvelope::Eip1559(_) => (
+            envelope.max_fee_per_gas(),
+            envelope.max_priority_fee_per_gas(),
+        ),
         _ => {
             return Err(ChainError::Rejected(format!(
                 "transaction type {} is not supported by the embedded chain",
@@ -267,7 +284,14 @@ impl BlockBuilder {
         let from = item.from;
         let (tx_env, hash, source, explicit_limit) = match &item.source {
             TxSource::Local { request } => {
-                let account = evm.ctx.journaled_state.database.basic_ref(from).ok().flatten().unwrap_or_default();
+                let account = evm
+                    .ctx
+                    .journaled_state
+                    .database
+                    .basic_ref(from)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
                 let nonce = account.nonce;
                 let explicit = request.gas_limit.is_some();
                 let gas_limit = match request.gas_limit {
@@ -313,7 +337,7 @@ impl BlockBuilder {
                     Err(e) => return Outcome::Dropped(e),
                 };
                 let hash = *envelope.tx_hash();
-                (tx_env, hash, StoredSource::Signed(Box::new(envelope.clone())), true)
+                (tx_env, hash, StoredSource::Signed(envelope.clone()), true)
             }
         };
         if explicit_limit && tx_env.gas_limit > remaining {
@@ -345,7 +369,9 @@ impl BlockBuilder {
         self.cumulative += gas_used;
         let contract_address = result.created_address();
         let (logs, output, revert_data) = match result {
-            ExecutionResult::Success { logs, output, .. } => (logs, output.into_data(), Bytes::new()),
+            ExecutionResult::Success { logs, output, .. } => {
+                (logs, output.into_data(), Bytes::new())
+            }
             ExecutionResult::Revert { output, .. } => (Vec::new(), output.clone(), output),
             ExecutionResult::Halt { .. } => (Vec::new(), Bytes::new(), Bytes::new()),
         };
@@ -384,7 +410,11 @@ impl BlockBuilder {
             logs,
             revert_data,
         });
-        Outcome::Included { receipt, success, output }
+        Outcome::Included {
+            receipt,
+            success,
+            output,
+        }
     }
 }
 
@@ -402,14 +432,25 @@ impl Engine {
             chain_id,
             blocks: Vec::new(),
             tx_index: HashMap::new(),
-            clock: Clock { genesis_time, started: Instant::now(), offset: 0, next_timestamp: None },
+            clock: Clock {
+                genesis_time,
+                started: Instant::now(),
+                offset: 0,
+                next_timestamp: None,
+            },
             snapshots: BTreeMap::new(),
             next_snapshot_id: 1,
             fork: 0,
             pending: VecDeque::new(),
             deployment: None,
         };
-        let genesis = engine.seal(B256::ZERO, 0, genesis_time, keccak256(b"smartmesh genesis"), Vec::new());
+        let genesis = engine.seal(
+            B256::ZERO,
+            0,
+            genesis_time,
+            keccak256(b"smartmesh genesis"),
+            Vec::new(),
+        );
         engine.push_block(genesis);
         engine
     }
@@ -433,7 +474,12 @@ impl Engine {
         }
         let mut evm = EVM
             .with(|cell| cell.borrow_mut().take())
-            .unwrap_or_else(|| Context::mainnet().with_db(Db::default()).with_cfg(CfgEnv::default()).build_mainnet());
+            .unwrap_or_else(|| {
+                Context::mainnet()
+                    .with_db(Db::default())
+                    .with_cfg(CfgEnv::default())
+                    .build_mainnet()
+            });
         std::mem::swap(&mut evm.ctx.journaled_state.database, &mut self.db);
         evm.ctx.block = block;
         evm.ctx.cfg.chain_id = self.cfg.chain_id;
@@ -461,7 +507,11 @@ impl Engine {
     // ----- accounts -----
 
     fn account(&self, address: Address) -> AccountInfo {
-        self.db().basic_ref(address).ok().flatten().unwrap_or_default()
+        self.db()
+            .basic_ref(address)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 
     pub fn balance(&self, address: Address) -> U256 {
@@ -505,7 +555,9 @@ impl Engine {
     /// Timestamp the next block gets, without consuming a pinned timestamp.
     pub fn peek_next_timestamp(&self) -> u64 {
         let prev = self.head_block().header.timestamp;
-        self.clock.next_timestamp.unwrap_or_else(|| self.clock.now().max(prev + 1))
+        self.clock
+            .next_timestamp
+            .unwrap_or_else(|| self.clock.now().max(prev + 1))
     }
 
     /// Records that a block with timestamp `t` (from [`Self::peek_next_timestamp`]) was mined.
@@ -520,7 +572,10 @@ impl Engine {
 
     /// Moves the clock forward; returns the total offset in seconds.
     pub fn advance_clock(&mut self, secs: u64) -> i64 {
-        self.clock.offset = self.clock.offset.saturating_add(secs.min(i64::MAX as u64) as i64);
+        self.clock.offset = self
+            .clock
+            .offset
+            .saturating_add(secs.min(i64::MAX as u64) as i64);
         if let Some(t) = self.clock.next_timestamp.as_mut() {
             *t = t.saturating_add(secs);
         }
@@ -587,7 +642,11 @@ impl Engine {
             requests_hash: Some(EMPTY_REQUESTS_HASH),
             ..Header::default()
         };
-        StoredBlock { hash: header.hash_slow(), header, txs }
+        StoredBlock {
+            hash: header.hash_slow(),
+            header,
+            txs,
+        }
     }
 
     fn push_block(&mut self, block: StoredBlock) {
@@ -662,7 +721,12 @@ impl Engine {
         match which {
             // Calls run with a zero base fee, as geth does for calls without a gas price.
             SimBlock::Latest => block_env(head.number, head.timestamp, 0, head.mix_hash),
-            SimBlock::Pending => block_env(head.number + 1, self.peek_next_timestamp(), 0, head.mix_hash),
+            SimBlock::Pending => block_env(
+                head.number + 1,
+                self.peek_next_timestamp(),
+                0,
+                head.mix_hash,
+            ),
         }
     }
 
@@ -676,7 +740,14 @@ impl Engine {
         gas_limit: Option<u64>,
     ) -> Result<Bytes, ChainError> {
         let gas = gas_limit.unwrap_or(TX_GAS_CAP).min(TX_GAS_CAP);
-        let sim = Simulation { chain_id: self.chain_id, from, nonce: self.nonce(from), to, data, value };
+        let sim = Simulation {
+            chain_id: self.chain_id,
+            from,
+            nonce: self.nonce(from),
+            to,
+            data,
+            value,
+        };
         let result = self.with_evm(self.sim_env(SimBlock::Latest), |evm| sim.run(evm, gas))?;
         match result {
             ExecutionResult::Success { output, .. } => Ok(output.into_data()),
@@ -694,10 +765,19 @@ impl Engine {
         gas_limit: Option<u64>,
     ) -> Result<u64, ChainError> {
         let cap = gas_limit.unwrap_or(TX_GAS_CAP).min(TX_GAS_CAP);
-        let sim = Simulation { chain_id: self.chain_id, from, nonce: self.nonce(from), to, data, value };
+        let sim = Simulation {
+            chain_id: self.chain_id,
+            from,
+            nonce: self.nonce(from),
+            to,
+            data,
+            value,
+        };
         self.with_evm(self.sim_env(SimBlock::Pending), |evm| {
             let (spent, refunded) = match sim.run(evm, cap)? {
-                ExecutionResult::Success { gas, .. } => (gas.total_gas_spent(), gas.inner_refunded()),
+                ExecutionResult::Success { gas, .. } => {
+                    (gas.total_gas_spent(), gas.inner_refunded())
+                }
                 failed => return Err(failure_error(&failed)),
             };
             let mut lo = spent.saturating_sub(1).max(20_999);
@@ -754,7 +834,11 @@ impl Engine {
 
     pub fn block_by_hash(&self, hash: B256) -> Option<EmbeddedBlock> {
         // Blocks are few and recent lookups dominate: scan from the head.
-        self.blocks.iter().rev().find(|b| b.hash == hash).map(|b| self.block_info(b))
+        self.blocks
+            .iter()
+            .rev()
+            .find(|b| b.hash == hash)
+            .map(|b| self.block_info(b))
     }
 
     fn located(&self, hash: B256) -> Option<(&StoredBlock, usize, &StoredTx)> {
@@ -774,7 +858,13 @@ impl Engine {
         let (block, index, tx) = self.located(hash)?;
         let (envelope, signed) = match &tx.source {
             StoredSource::Signed(envelope) => ((**envelope).clone(), true),
-            StoredSource::Local { nonce, gas_limit, to, value, input } => {
+            StoredSource::Local {
+                nonce,
+                gas_limit,
+                to,
+                value,
+                input,
+            } => {
                 let unsigned = TxEip1559 {
                     chain_id: self.chain_id,
                     nonce: *nonce,
@@ -787,7 +877,10 @@ impl Engine {
                     input: input.clone(),
                 };
                 let signature = Signature::new(U256::ZERO, U256::ZERO, false);
-                (TxEnvelope::Eip1559(Signed::new_unchecked(unsigned, signature, tx.hash)), false)
+                (
+                    TxEnvelope::Eip1559(Signed::new_unchecked(unsigned, signature, tx.hash)),
+                    false,
+                )
             }
         };
         Some(EmbeddedTransaction {
@@ -870,11 +963,12 @@ impl Engine {
                         continue;
                     }
                     let log_topics = log.data.topics();
-                    let topics_match = topics.iter().enumerate().all(|(pos, wanted)| match wanted {
-                        None => true,
-                        Some(set) if set.is_empty() => true,
-                        Some(set) => log_topics.get(pos).is_some_and(|t| set.contains(t)),
-                    });
+                    let topics_match =
+                        topics.iter().enumerate().all(|(pos, wanted)| match wanted {
+                            None => true,
+                            Some(set) if set.is_empty() => true,
+                            Some(set) => log_topics.get(pos).is_some_and(|t| set.contains(t)),
+                        });
                     if !topics_match {
                         continue;
                     }

@@ -37,11 +37,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alloy::eips::Typed2718;
 use alloy::consensus::{Header, Transaction as _, TxEnvelope};
+use alloy::eips::Typed2718;
 use alloy::eips::eip2718::Decodable2718;
 use async_trait::async_trait;
-use smartmesh_primitives::{Address, B256, BlockNumber, Bytes, ChainId, ChainTime, PrivateKey, U256};
+use smartmesh_primitives::{
+    Address, B256, BlockNumber, Bytes, ChainId, ChainTime, PrivateKey, U256,
+};
 
 use crate::deploy::{DeployConfig, Deployment};
 use crate::{
@@ -107,7 +109,10 @@ impl Default for EmbeddedConfig {
 impl EmbeddedConfig {
     /// The default configuration with the SmartMesh contracts deployed at genesis.
     pub fn with_contracts() -> Self {
-        Self { deploy: Some(DeployConfig::default()), ..Self::default() }
+        Self {
+            deploy: Some(DeployConfig::default()),
+            ..Self::default()
+        }
     }
 }
 
@@ -226,7 +231,10 @@ pub fn dev_keys(count: usize) -> Vec<PrivateKey> {
             .expect("the development mnemonic and path are valid");
         for index in keys.len()..count {
             let index = u32::try_from(index).expect("fewer than 2^31 development accounts");
-            let signer = parent.child(index).expect("non-hardened child derivation").signer();
+            let signer = parent
+                .child(index)
+                .expect("non-hardened child derivation")
+                .signer();
             keys.push(signer.to_bytes().0);
         }
     }
@@ -262,7 +270,10 @@ impl std::fmt::Debug for EmbeddedChain {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn unreachable() -> ChainError {
@@ -298,7 +309,11 @@ fn mine_pool(engine: &mut Engine, extra: Option<Pending>, force: bool) -> Vec<(O
                 }
                 deferred.push(item);
             }
-            Outcome::Included { receipt, success, output } => {
+            Outcome::Included {
+                receipt,
+                success,
+                output,
+            } => {
                 let result = if success {
                     Ok(receipt.clone())
                 } else {
@@ -310,7 +325,14 @@ fn mine_pool(engine: &mut Engine, extra: Option<Pending>, force: bool) -> Vec<(O
                 };
                 notify(item, result);
                 if is_extra {
-                    extra_outcome.push((Outcome::Included { receipt, success, output }, true));
+                    extra_outcome.push((
+                        Outcome::Included {
+                            receipt,
+                            success,
+                            output,
+                        },
+                        true,
+                    ));
                 }
             }
             Outcome::Dropped(error) => {
@@ -333,8 +355,10 @@ impl EmbeddedChain {
     /// starting at block 1).
     pub fn new(config: EmbeddedConfig) -> Result<Self, ChainError> {
         let keys = dev_keys(config.dev_accounts);
-        let accounts: Vec<(Address, U256)> =
-            keys.iter().map(|key| (key.address(), config.dev_balance)).collect();
+        let accounts: Vec<(Address, U256)> = keys
+            .iter()
+            .map(|key| (key.address(), config.dev_balance))
+            .collect();
         let genesis_time = config.genesis_time.map_or_else(now_secs, |t| t.0);
         let engine = Engine::new(config.chain_id.0, genesis_time, &accounts);
         let chain = Self {
@@ -360,13 +384,18 @@ impl EmbeddedChain {
             .shared
             .dev_keys
             .first()
-            .ok_or_else(|| ChainError::Invalid("deploying needs at least one development account".into()))?
+            .ok_or_else(|| {
+                ChainError::Invalid("deploying needs at least one development account".into())
+            })?
             .address();
         let start_nonce = self.nonce(deployer);
         let plan = crate::deploy::plan(config, self.chain_id_sync(), deployer, start_nonce)?;
         let mut deployment = plan.deployment;
         for (i, tx) in plan.txs.into_iter().enumerate() {
-            let expected = tx.to.is_none().then(|| deployer.create(start_nonce + i as u64));
+            let expected = tx
+                .to
+                .is_none()
+                .then(|| deployer.create(start_nonce + i as u64));
             let receipt = self.execute_now(deployer, tx).map_err(|e| match e {
                 ChainError::Reverted { reason, .. } => ChainError::Invalid(format!(
                     "genesis deployment transaction {i} reverted: {}",
@@ -416,11 +445,16 @@ impl EmbeddedChain {
     }
 
     fn check_reachable(&self) -> Result<(), ChainError> {
-        if self.shared.reachable.load(Ordering::SeqCst) { Ok(()) } else { Err(unreachable()) }
+        if self.shared.reachable.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(unreachable())
+        }
     }
 
     fn interval_with_miner(&self) -> bool {
-        matches!(self.shared.mining, Mining::Interval(_)) && self.shared.miner_running.load(Ordering::SeqCst)
+        matches!(self.shared.mining, Mining::Interval(_))
+            && self.shared.miner_running.load(Ordering::SeqCst)
     }
 
     // ----- identity -----
@@ -442,7 +476,11 @@ impl EmbeddedChain {
 
     /// Addresses of the funded development accounts, in order.
     pub fn dev_accounts(&self) -> Vec<Address> {
-        self.shared.dev_keys.iter().map(PrivateKey::address).collect()
+        self.shared
+            .dev_keys
+            .iter()
+            .map(PrivateKey::address)
+            .collect()
     }
 
     /// Where the genesis deployment put the contracts, if one was configured.
@@ -479,11 +517,27 @@ impl EmbeddedChain {
 
     /// Mines `request` now, with whatever is queued ahead of it.
     fn execute_now(&self, from: Address, request: TxRequest) -> Result<TxReceipt, ChainError> {
-        let item = Pending { from, source: TxSource::Local { request }, waiter: None };
+        let item = Pending {
+            from,
+            source: TxSource::Local { request },
+            waiter: None,
+        };
         let mut engine = self.lock();
         match mine_pool(&mut engine, Some(item), false).pop() {
-            Some((Outcome::Included { receipt, success: true, .. }, _)) => Ok(receipt),
-            Some((Outcome::Included { receipt, output, .. }, _)) => Err(ChainError::Reverted {
+            Some((
+                Outcome::Included {
+                    receipt,
+                    success: true,
+                    ..
+                },
+                _,
+            )) => Ok(receipt),
+            Some((
+                Outcome::Included {
+                    receipt, output, ..
+                },
+                _,
+            )) => Err(ChainError::Reverted {
                 reason: smartmesh_contracts::revert_reason(&output),
                 data: output,
                 tx_hash: Some(receipt.tx_hash),
@@ -506,7 +560,11 @@ impl EmbeddedChain {
     }
 
     /// Like [`EmbeddedChain::execute`] but waits asynchronously in interval mode.
-    pub async fn send_as(&self, from: Address, request: TxRequest) -> Result<TxReceipt, ChainError> {
+    pub async fn send_as(
+        &self,
+        from: Address,
+        request: TxRequest,
+    ) -> Result<TxReceipt, ChainError> {
         if !self.interval_with_miner() {
             return self.execute_now(from, request);
         }
@@ -534,9 +592,14 @@ impl EmbeddedChain {
         let envelope = TxEnvelope::decode_2718(&mut slice)
             .map_err(|e| ChainError::Rejected(format!("cannot decode transaction: {e}")))?;
         if !slice.is_empty() {
-            return Err(ChainError::Rejected("trailing bytes after the transaction".into()));
+            return Err(ChainError::Rejected(
+                "trailing bytes after the transaction".into(),
+            ));
         }
-        if !matches!(envelope, TxEnvelope::Legacy(_) | TxEnvelope::Eip2930(_) | TxEnvelope::Eip1559(_)) {
+        if !matches!(
+            envelope,
+            TxEnvelope::Legacy(_) | TxEnvelope::Eip2930(_) | TxEnvelope::Eip1559(_)
+        ) {
             return Err(ChainError::Rejected(format!(
                 "transaction type {} is not supported by the embedded chain",
                 envelope.ty()
@@ -556,8 +619,9 @@ impl EmbeddedChain {
             }
             Some(_) => {}
         }
-        let signature = smartmesh_primitives::Signature::from_slice(&envelope.signature().as_bytes())
-            .map_err(|e| ChainError::Rejected(format!("invalid signature: {e}")))?;
+        let signature =
+            smartmesh_primitives::Signature::from_slice(&envelope.signature().as_bytes())
+                .map_err(|e| ChainError::Rejected(format!("invalid signature: {e}")))?;
         let from = smartmesh_primitives::recover_signer(&envelope.signature_hash(), &signature)
             .map_err(|e| ChainError::Rejected(format!("invalid signature: {e}")))?;
         let hash = *envelope.tx_hash();
@@ -568,12 +632,22 @@ impl EmbeddedChain {
         let expected = engine.pending_nonce(from);
         let nonce = envelope.nonce();
         if nonce < expected {
-            return Err(ChainError::Rejected(format!("nonce too low: next nonce {expected}, tx nonce {nonce}")));
+            return Err(ChainError::Rejected(format!(
+                "nonce too low: next nonce {expected}, tx nonce {nonce}"
+            )));
         }
         if nonce > expected {
-            return Err(ChainError::Rejected(format!("nonce too high: next nonce {expected}, tx nonce {nonce}")));
+            return Err(ChainError::Rejected(format!(
+                "nonce too high: next nonce {expected}, tx nonce {nonce}"
+            )));
         }
-        let item = Pending { from, source: TxSource::Signed { envelope }, waiter: None };
+        let item = Pending {
+            from,
+            source: TxSource::Signed {
+                envelope: Box::new(envelope),
+            },
+            waiter: None,
+        };
         if self.interval_with_miner() {
             if let TxSource::Signed { envelope } = &item.source {
                 let cost = U256::from(envelope.gas_limit())
@@ -607,7 +681,8 @@ impl EmbeddedChain {
     /// Executes a read-only call against the newest block (`eth_call` on `latest`).
     pub fn call_sync(&self, request: CallRequest) -> Result<Bytes, ChainError> {
         let from = request.from.unwrap_or(Address::ZERO);
-        self.lock().call(from, Some(request.to), request.data, U256::ZERO, None)
+        self.lock()
+            .call(from, Some(request.to), request.data, U256::ZERO, None)
     }
 
     /// A call with every field `eth_call` has: `to = None` runs creation code.
@@ -625,7 +700,13 @@ impl EmbeddedChain {
     /// The gas limit `request` needs as `from` in the next block (binary search, within
     /// 1.5% like geth). `request.gas_limit` caps the search. A revert is an error.
     pub fn estimate_gas(&self, from: Address, request: &TxRequest) -> Result<u64, ChainError> {
-        self.lock().estimate_gas(from, request.to, request.data.clone(), request.value, request.gas_limit)
+        self.lock().estimate_gas(
+            from,
+            request.to,
+            request.data.clone(),
+            request.value,
+            request.gas_limit,
+        )
     }
 
     // ----- state -----
@@ -697,20 +778,28 @@ impl EmbeddedChain {
         addresses: &[Address],
         topics: &[Option<Vec<B256>>],
     ) -> Result<Vec<LogEntry>, ChainError> {
-        self.lock().logs(from_block, to_block, addresses, topics, 100_000)
+        self.lock()
+            .logs(from_block, to_block, addresses, topics, 100_000)
     }
 
     /// Contract events after `cursor` (confirmation depth 0), as [`Chain::events_since`].
     /// `filter.max_blocks == 0` means no limit. A cursor whose `last_hash` no longer
     /// matches block `next_block - 1` (after [`EmbeddedChain::revert_to`]) is
     /// [`ChainError::ReorgTooDeep`] at that block.
-    pub fn events_since_sync(&self, cursor: &EventCursor, filter: &EventFilter) -> Result<EventBatch, ChainError> {
+    pub fn events_since_sync(
+        &self,
+        cursor: &EventCursor,
+        filter: &EventFilter,
+    ) -> Result<EventBatch, ChainError> {
         let engine = self.lock();
         let head = engine.head().number.0;
-        if let (Some(last_hash), Some(previous)) = (cursor.last_hash, cursor.next_block.0.checked_sub(1)) {
-            if engine.block_hash(previous) != Some(last_hash) {
-                return Err(ChainError::ReorgTooDeep { block: BlockNumber(previous) });
-            }
+        if let (Some(last_hash), Some(previous)) =
+            (cursor.last_hash, cursor.next_block.0.checked_sub(1))
+            && engine.block_hash(previous) != Some(last_hash)
+        {
+            return Err(ChainError::ReorgTooDeep {
+                block: BlockNumber(previous),
+            });
         }
         let start = cursor.next_block.0;
         if start > head {
@@ -732,7 +821,10 @@ impl EmbeddedChain {
             .collect();
         Ok(EventBatch {
             events,
-            cursor: EventCursor { next_block: BlockNumber(end + 1), last_hash: engine.block_hash(end) },
+            cursor: EventCursor {
+                next_block: BlockNumber(end + 1),
+                last_hash: engine.block_hash(end),
+            },
             final_block: BlockNumber(head),
             caught_up: end >= head,
         })
@@ -782,7 +874,10 @@ impl EmbeddedChain {
         match dropped {
             Some(items) => {
                 for item in items {
-                    notify(item, Err(ChainError::Rejected("dropped by a snapshot revert".into())));
+                    notify(
+                        item,
+                        Err(ChainError::Rejected("dropped by a snapshot revert".into())),
+                    );
                 }
                 true
             }
@@ -839,7 +934,11 @@ impl Chain for EmbeddedChain {
         self.send_as(signer.address(), request).await
     }
 
-    async fn events_since(&self, cursor: &EventCursor, filter: &EventFilter) -> Result<EventBatch, ChainError> {
+    async fn events_since(
+        &self,
+        cursor: &EventCursor,
+        filter: &EventFilter,
+    ) -> Result<EventBatch, ChainError> {
         self.check_reachable()?;
         self.events_since_sync(cursor, filter)
     }

@@ -27,7 +27,9 @@ pub(crate) fn error_chain(error: &(dyn StdError + 'static)) -> String {
 /// Whether a transport failure certainly happened before the request reached the node
 /// (a refused or failed connection), so a transaction in it was certainly not received.
 pub(crate) fn certainly_not_delivered(error: &TransportError) -> bool {
-    let RpcError::Transport(kind) = error else { return false };
+    let RpcError::Transport(kind) = error else {
+        return false;
+    };
     match kind {
         TransportErrorKind::Custom(inner) => {
             let mut source: Option<&(dyn StdError + 'static)> = Some(inner.as_ref());
@@ -56,8 +58,10 @@ pub(crate) fn map_error(endpoint: &str, error: TransportError, revert_aware: boo
             reason: error_chain(&kind),
         },
         RpcError::ErrorResp(payload) => {
-            let data: Option<Value> =
-                payload.data.as_ref().and_then(|raw| serde_json::from_str(raw.get()).ok());
+            let data: Option<Value> = payload
+                .data
+                .as_ref()
+                .and_then(|raw| serde_json::from_str(raw.get()).ok());
             if revert_aware && is_revert(payload.code, &payload.message) {
                 let bytes = data
                     .as_ref()
@@ -142,7 +146,9 @@ mod tests {
         }
         assert_eq!(revert_data_in(&json!({"message": "x", "data": null})), None);
         assert_eq!(
-            revert_data_in_message("reverted with an unrecognized custom error (return data: 0xe450d38c)"),
+            revert_data_in_message(
+                "reverted with an unrecognized custom error (return data: 0xe450d38c)"
+            ),
             Some(bytes)
         );
     }
@@ -150,7 +156,13 @@ mod tests {
     #[test]
     fn revert_detection() {
         assert!(is_revert(3, "execution reverted"));
-        assert!(is_revert(-32603, "Error: VM Exception while processing transaction: reverted with"));
-        assert!(!is_revert(-32000, "insufficient funds for gas * price + value"));
+        assert!(is_revert(
+            -32603,
+            "Error: VM Exception while processing transaction: reverted with"
+        ));
+        assert!(!is_revert(
+            -32000,
+            "insufficient funds for gas * price + value"
+        ));
     }
 }

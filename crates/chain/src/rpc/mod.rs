@@ -185,10 +185,16 @@ impl RpcLog {
     fn into_event(self, block_time: u64) -> Result<ChainEvent, ChainError> {
         let missing = |field: &str| ChainError::InvalidResponse(format!("log without {field}"));
         Ok(ChainEvent {
-            block_number: BlockNumber(self.block_number.ok_or_else(|| missing("blockNumber"))?.to()),
+            block_number: BlockNumber(
+                self.block_number
+                    .ok_or_else(|| missing("blockNumber"))?
+                    .to(),
+            ),
             block_hash: self.block_hash.ok_or_else(|| missing("blockHash"))?,
             block_time: ChainTime(block_time),
-            tx_hash: self.transaction_hash.ok_or_else(|| missing("transactionHash"))?,
+            tx_hash: self
+                .transaction_hash
+                .ok_or_else(|| missing("transactionHash"))?,
             log_index: self.log_index.ok_or_else(|| missing("logIndex"))?.to(),
             address: self.address,
             topics: self.topics,
@@ -199,9 +205,14 @@ impl RpcLog {
 
 /// Whether a rejection says the nonce was already used (by a send from elsewhere).
 fn is_stale_nonce(message: &str) -> bool {
-    ["nonce too low", "nonce has already been used", "replacement transaction underpriced", "already imported"]
-        .iter()
-        .any(|needle| message.contains(needle))
+    [
+        "nonce too low",
+        "nonce has already been used",
+        "replacement transaction underpriced",
+        "already imported",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 /// Quantity as JSON-RPC hex.
@@ -254,15 +265,23 @@ impl RpcChain {
     where
         R: serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + Unpin + 'static,
     {
-        self.raw(method, params).await.map_err(|e| map_error(&self.config.url, e, false))
+        self.raw(method, params)
+            .await
+            .map_err(|e| map_error(&self.config.url, e, false))
     }
 
     /// One JSON-RPC request whose errors may be reverts (calls, gas estimation).
-    async fn request_revertible<R>(&self, method: &'static str, params: Value) -> Result<R, ChainError>
+    async fn request_revertible<R>(
+        &self,
+        method: &'static str,
+        params: Value,
+    ) -> Result<R, ChainError>
     where
         R: serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + Unpin + 'static,
     {
-        self.raw(method, params).await.map_err(|e| map_error(&self.config.url, e, true))
+        self.raw(method, params)
+            .await
+            .map_err(|e| map_error(&self.config.url, e, true))
     }
 
     async fn raw<R>(&self, method: &'static str, params: Value) -> Result<R, TransportError>
@@ -280,7 +299,8 @@ impl RpcChain {
 
     /// Block `number`'s header fields, or `None` if the node has no such block.
     async fn block(&self, number: u64) -> Result<Option<RpcBlock>, ChainError> {
-        self.request("eth_getBlockByNumber", json!([quantity(number), false])).await
+        self.request("eth_getBlockByNumber", json!([quantity(number), false]))
+            .await
     }
 
     async fn existing_block(&self, number: u64) -> Result<RpcBlock, ChainError> {
@@ -296,11 +316,15 @@ impl RpcChain {
     }
 
     async fn receipt(&self, tx_hash: B256) -> Result<Option<RpcReceipt>, ChainError> {
-        self.request("eth_getTransactionReceipt", json!([tx_hash])).await
+        self.request("eth_getTransactionReceipt", json!([tx_hash]))
+            .await
     }
 
     fn signer_slot(&self, account: Address) -> Arc<tokio::sync::Mutex<Option<u64>>> {
-        let mut map = self.nonces.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self
+            .nonces
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.entry(account).or_default().clone()
     }
 
@@ -337,7 +361,10 @@ impl RpcChain {
         match latest.base_fee_per_gas {
             Some(base_fee) => {
                 let base_fee: u128 = base_fee.saturating_to();
-                let priority = match self.request::<U64>("eth_maxPriorityFeePerGas", json!([])).await {
+                let priority = match self
+                    .request::<U64>("eth_maxPriorityFeePerGas", json!([]))
+                    .await
+                {
                     Ok(fee) => u128::from(fee.to::<u64>()),
                     Err(err @ ChainError::Unreachable { .. }) => return Err(err),
                     Err(_) => FALLBACK_PRIORITY_FEE,
@@ -362,13 +389,17 @@ impl RpcChain {
     ) -> Result<u64, ChainError> {
         if let Some((hash, time)) = cache.get(&number) {
             if *hash != expected_hash {
-                return Err(ChainError::ReorgTooDeep { block: BlockNumber(number) });
+                return Err(ChainError::ReorgTooDeep {
+                    block: BlockNumber(number),
+                });
             }
             return Ok(*time);
         }
         let block = self.existing_block(number).await?;
         if block.hash != expected_hash {
-            return Err(ChainError::ReorgTooDeep { block: BlockNumber(number) });
+            return Err(ChainError::ReorgTooDeep {
+                block: BlockNumber(number),
+            });
         }
         let time = block.timestamp.to();
         cache.insert(number, (block.hash, time));
@@ -392,7 +423,13 @@ impl RpcChain {
         if !succeeded {
             // Replay at that block for the revert data; a replay that does not revert
             // (out of gas, state moved on) leaves the reason unknown.
-            let call = Self::call_object(Some(from), request.to, &request.data, request.value, Some(gas_limit));
+            let call = Self::call_object(
+                Some(from),
+                request.to,
+                &request.data,
+                request.value,
+                Some(gas_limit),
+            );
             let data = match self
                 .request_revertible::<Bytes>("eth_call", json!([call, quantity(block_number)]))
                 .await
@@ -474,17 +511,27 @@ impl Chain for RpcChain {
     }
 
     async fn balance(&self, account: Address) -> Result<U256, ChainError> {
-        self.request("eth_getBalance", json!([account, "latest"])).await
+        self.request("eth_getBalance", json!([account, "latest"]))
+            .await
     }
 
     async fn nonce(&self, account: Address) -> Result<u64, ChainError> {
-        let count: U64 = self.request("eth_getTransactionCount", json!([account, "pending"])).await?;
+        let count: U64 = self
+            .request("eth_getTransactionCount", json!([account, "pending"]))
+            .await?;
         Ok(count.to())
     }
 
     async fn call(&self, request: CallRequest) -> Result<Bytes, ChainError> {
-        let call = Self::call_object(request.from, Some(request.to), &request.data, U256::ZERO, None);
-        self.request_revertible("eth_call", json!([call, "latest"])).await
+        let call = Self::call_object(
+            request.from,
+            Some(request.to),
+            &request.data,
+            U256::ZERO,
+            None,
+        );
+        self.request_revertible("eth_call", json!([call, "latest"]))
+            .await
     }
 
     async fn send(&self, signer: &PrivateKey, request: TxRequest) -> Result<TxReceipt, ChainError> {
@@ -496,12 +543,17 @@ impl Chain for RpcChain {
         // Pre-flight: a transaction that would revert fails here, named, and is not sent.
         // (Without the caller's gas limit: a limit below the need is the caller's choice
         // and fails on chain, not here.)
-        let estimate_object = Self::call_object(Some(from), request.to, &request.data, request.value, None);
-        let estimate: U64 = self.request_revertible("eth_estimateGas", json!([estimate_object])).await?;
+        let estimate_object =
+            Self::call_object(Some(from), request.to, &request.data, request.value, None);
+        let estimate: U64 = self
+            .request_revertible("eth_estimateGas", json!([estimate_object]))
+            .await?;
         let estimate: u64 = estimate.to();
         let gas_limit = request.gas_limit.unwrap_or_else(|| {
             // A fifth on top, for state that moves between estimation and inclusion.
-            estimate.saturating_add(estimate / 5).min(TX_GAS_CAP.max(estimate))
+            estimate
+                .saturating_add(estimate / 5)
+                .min(TX_GAS_CAP.max(estimate))
         });
         let (eip1559, gas_price) = self.fees().await?;
         let to = request.to.map_or(TxKind::Create, TxKind::Call);
@@ -516,7 +568,9 @@ impl Chain for RpcChain {
                 None => self.nonce(from).await?,
             };
             let sign = |hash: B256| {
-                wallet.sign_hash_sync(&hash).map_err(|e| ChainError::Invalid(format!("signing: {e}")))
+                wallet
+                    .sign_hash_sync(&hash)
+                    .map_err(|e| ChainError::Invalid(format!("signing: {e}")))
             };
             let envelope: TxEnvelope = match eip1559 {
                 Some((max_fee_per_gas, max_priority_fee_per_gas)) => {
@@ -552,7 +606,10 @@ impl Chain for RpcChain {
             let raw = Bytes::from(envelope.encoded_2718());
             tracing::debug!(%tx_hash, %from, nonce, gas_limit, "sending transaction");
 
-            let err = match self.raw::<B256>("eth_sendRawTransaction", json!([raw])).await {
+            let err = match self
+                .raw::<B256>("eth_sendRawTransaction", json!([raw]))
+                .await
+            {
                 Ok(returned) => {
                     *next_nonce = Some(nonce + 1);
                     if returned != tx_hash {
@@ -616,7 +673,11 @@ impl Chain for RpcChain {
                 caught_up: true,
             });
         }
-        let max_blocks = if filter.max_blocks == 0 { DEFAULT_MAX_BLOCKS } else { filter.max_blocks };
+        let max_blocks = if filter.max_blocks == 0 {
+            DEFAULT_MAX_BLOCKS
+        } else {
+            filter.max_blocks
+        };
         let to = final_block.min(from.saturating_add(max_blocks - 1));
 
         let first = self.existing_block(from).await?;
@@ -624,7 +685,9 @@ impl Chain for RpcChain {
             && from > 0
             && first.parent_hash != last_hash
         {
-            return Err(ChainError::ReorgTooDeep { block: BlockNumber(from) });
+            return Err(ChainError::ReorgTooDeep {
+                block: BlockNumber(from),
+            });
         }
         let mut known: BTreeMap<u64, (B256, u64)> = BTreeMap::new();
         known.insert(from, (first.hash, first.timestamp.to()));
@@ -642,7 +705,9 @@ impl Chain for RpcChain {
         if !filter.addresses.is_empty() {
             log_filter.insert("address".into(), json!(filter.addresses));
         }
-        let logs: Vec<RpcLog> = self.request("eth_getLogs", json!([Value::Object(log_filter)])).await?;
+        let logs: Vec<RpcLog> = self
+            .request("eth_getLogs", json!([Value::Object(log_filter)]))
+            .await?;
 
         let mut events = Vec::with_capacity(logs.len());
         for log in logs.into_iter().filter(|log| !log.removed) {
@@ -671,7 +736,10 @@ impl Chain for RpcChain {
 
         Ok(EventBatch {
             events,
-            cursor: EventCursor { next_block: BlockNumber(to + 1), last_hash: Some(last_hash) },
+            cursor: EventCursor {
+                next_block: BlockNumber(to + 1),
+                last_hash: Some(last_hash),
+            },
             final_block: BlockNumber(final_block),
             caught_up: to >= final_block,
         })

@@ -57,15 +57,31 @@ pub async fn wait_until_ready(url: &str, limit: Duration) -> Result<(), ChainErr
 /// A raw JSON-RPC request (for node-specific methods such as `evm_snapshot`).
 pub async fn raw_rpc(url: &str, method: &'static str, params: Value) -> Value {
     let client = alloy::rpc::client::RpcClient::new_http(url.parse().unwrap());
-    client.request::<Value, Value>(method, params).await.unwrap_or_else(|e| panic!("{method}: {e}"))
+    client
+        .request::<Value, Value>(method, params)
+        .await
+        .unwrap_or_else(|e| panic!("{method}: {e}"))
 }
 
 /// Deploys SmartMeshToken with `supply` held by `holder`, returning its address.
-pub async fn deploy_token(chain: &RpcChain, deployer: &PrivateKey, supply: U256, holder: Address) -> Address {
+pub async fn deploy_token(
+    chain: &RpcChain,
+    deployer: &PrivateKey,
+    supply: U256,
+    holder: Address,
+) -> Address {
     let mut code = artifacts::smart_mesh_token().bytecode.to_vec();
-    code.extend(SmartMeshToken::constructorCall { initialSupply: supply, holder }.abi_encode());
+    code.extend(
+        SmartMeshToken::constructorCall {
+            initialSupply: supply,
+            holder,
+        }
+        .abi_encode(),
+    );
     let receipt = chain.send(deployer, TxRequest::deploy(code)).await.unwrap();
-    let token = receipt.contract_address.expect("deployment receipt has the contract address");
+    let token = receipt
+        .contract_address
+        .expect("deployment receipt has the contract address");
     // The constructor's mint is in the receipt.
     let minted = decode_transfers(&receipt.logs);
     assert_eq!(minted, vec![(Address::ZERO, holder, supply)]);
@@ -73,12 +89,22 @@ pub async fn deploy_token(chain: &RpcChain, deployer: &PrivateKey, supply: U256,
 }
 
 pub fn transfer(token: Address, to: Address, value: u64) -> TxRequest {
-    TxRequest::call(token, SmartMeshToken::transferCall { to, value: U256::from(value) }.abi_encode())
+    TxRequest::call(
+        token,
+        SmartMeshToken::transferCall {
+            to,
+            value: U256::from(value),
+        }
+        .abi_encode(),
+    )
 }
 
 pub async fn token_balance(chain: &RpcChain, token: Address, account: Address) -> U256 {
     let out = chain
-        .call(CallRequest::new(token, SmartMeshToken::balanceOfCall { account }.abi_encode()))
+        .call(CallRequest::new(
+            token,
+            SmartMeshToken::balanceOfCall { account }.abi_encode(),
+        ))
         .await
         .unwrap();
     SmartMeshToken::balanceOfCall::abi_decode_returns(&out).unwrap()
@@ -97,7 +123,11 @@ pub fn decode_transfers(events: &[ChainEvent]) -> Vec<(Address, Address, U256)> 
 }
 
 /// Scans until caught up, returning all events and the final cursor.
-pub async fn scan_all(chain: &RpcChain, cursor: EventCursor, filter: &EventFilter) -> (Vec<ChainEvent>, EventCursor) {
+pub async fn scan_all(
+    chain: &RpcChain,
+    cursor: EventCursor,
+    filter: &EventFilter,
+) -> (Vec<ChainEvent>, EventCursor) {
     let mut cursor = cursor;
     let mut events = Vec::new();
     for _ in 0..10_000 {
@@ -126,7 +156,11 @@ fn assert_chain_order(events: &[ChainEvent]) {
 pub async fn basic_flow(url: &str, expected_chain_id: u64) {
     let chain = rpc(url, 0);
     assert_eq!(chain.chain_id().await.unwrap().0, expected_chain_id);
-    assert_eq!(chain.chain_id().await.unwrap().0, expected_chain_id, "cached");
+    assert_eq!(
+        chain.chain_id().await.unwrap().0,
+        expected_chain_id,
+        "cached"
+    );
 
     let deployer = dev_key(0);
     let alice = dev_key(1);
@@ -142,18 +176,39 @@ pub async fn basic_flow(url: &str, expected_chain_id: u64) {
     let token = deploy_token(&chain, &deployer, supply, deployer.address()).await;
 
     // Several sends from one key in a row (the local nonce cache).
-    let r1 = chain.send(&deployer, transfer(token, alice.address(), 300)).await.unwrap();
-    let r2 = chain.send(&deployer, transfer(token, bob, 200)).await.unwrap();
-    let r3 = chain.send(&deployer, transfer(token, bob, 100)).await.unwrap();
+    let r1 = chain
+        .send(&deployer, transfer(token, alice.address(), 300))
+        .await
+        .unwrap();
+    let r2 = chain
+        .send(&deployer, transfer(token, bob, 200))
+        .await
+        .unwrap();
+    let r3 = chain
+        .send(&deployer, transfer(token, bob, 100))
+        .await
+        .unwrap();
     assert!(r1.block_number < r2.block_number && r2.block_number < r3.block_number);
     assert!(r1.gas_used > 21_000);
-    assert_eq!(decode_transfers(&r1.logs), vec![(deployer.address(), alice.address(), U256::from(300))]);
-    assert_eq!(chain.nonce(deployer.address()).await.unwrap(), nonce_before + 4);
+    assert_eq!(
+        decode_transfers(&r1.logs),
+        vec![(deployer.address(), alice.address(), U256::from(300))]
+    );
+    assert_eq!(
+        chain.nonce(deployer.address()).await.unwrap(),
+        nonce_before + 4
+    );
     assert_eq!(token_balance(&chain, token, bob).await, U256::from(300));
-    assert_eq!(token_balance(&chain, token, alice.address()).await, U256::from(300));
+    assert_eq!(
+        token_balance(&chain, token, alice.address()).await,
+        U256::from(300)
+    );
 
     // Events from the start, two blocks per call so that paging is exercised.
-    let filter = EventFilter { addresses: vec![token], max_blocks: 2 };
+    let filter = EventFilter {
+        addresses: vec![token],
+        max_blocks: 2,
+    };
     let (events, cursor) = scan_all(&chain, EventCursor::from_block(start.number), &filter).await;
     assert_chain_order(&events);
     assert_eq!(
@@ -166,8 +221,15 @@ pub async fn basic_flow(url: &str, expected_chain_id: u64) {
         ]
     );
     // Events as scanned are exactly the receipts' logs (block hash, time, index...).
-    assert_eq!(events[1..], [r1.logs.clone(), r2.logs.clone(), r3.logs.clone()].concat()[..]);
-    assert!(events.iter().all(|e| e.address == token && e.block_time.0 >= start.timestamp.0));
+    assert_eq!(
+        events[1..],
+        [r1.logs.clone(), r2.logs.clone(), r3.logs.clone()].concat()[..]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.address == token && e.block_time.0 >= start.timestamp.0)
+    );
 
     // A resumed cursor returns nothing new.
     let again = chain.events_since(&cursor, &filter).await.unwrap();
@@ -179,27 +241,65 @@ pub async fn basic_flow(url: &str, expected_chain_id: u64) {
     assert!(none.is_empty());
 
     // A reverting call names the custom error.
-    let too_much = SmartMeshToken::transferCall { to: deployer.address(), value: U256::from(301) };
+    let too_much = SmartMeshToken::transferCall {
+        to: deployer.address(),
+        value: U256::from(301),
+    };
     let err = chain
-        .call(CallRequest { from: Some(alice.address()), to: token, data: too_much.abi_encode().into() })
+        .call(CallRequest {
+            from: Some(alice.address()),
+            to: token,
+            data: too_much.abi_encode().into(),
+        })
         .await
         .unwrap_err();
-    assert_eq!(err.revert_name(), Some("ERC20InsufficientBalance"), "{err:?}");
+    assert_eq!(
+        err.revert_name(),
+        Some("ERC20InsufficientBalance"),
+        "{err:?}"
+    );
 
     // A reverting send is named and not sent at all.
     let alice_nonce = chain.nonce(alice.address()).await.unwrap();
-    let err = chain.send(&alice, TxRequest::call(token, too_much.abi_encode())).await.unwrap_err();
-    assert_eq!(err.revert_name(), Some("ERC20InsufficientBalance"), "{err:?}");
-    assert!(matches!(err, ChainError::Reverted { tx_hash: None, .. }), "{err:?}");
-    assert_eq!(chain.nonce(alice.address()).await.unwrap(), alice_nonce, "nothing was sent");
+    let err = chain
+        .send(&alice, TxRequest::call(token, too_much.abi_encode()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.revert_name(),
+        Some("ERC20InsufficientBalance"),
+        "{err:?}"
+    );
+    assert!(
+        matches!(err, ChainError::Reverted { tx_hash: None, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        chain.nonce(alice.address()).await.unwrap(),
+        alice_nonce,
+        "nothing was sent"
+    );
 
     // A transaction that fails on chain (too little gas) is mined, reported with its
     // hash, and the key's next send still works.
     let mut starved = transfer(token, bob, 1);
     starved.gas_limit = Some(30_000);
     let err = chain.send(&alice, starved).await.unwrap_err();
-    assert!(matches!(err, ChainError::Reverted { tx_hash: Some(_), .. }), "{err:?}");
-    assert_eq!(chain.nonce(alice.address()).await.unwrap(), alice_nonce + 1, "it was mined");
+    assert!(
+        matches!(
+            err,
+            ChainError::Reverted {
+                tx_hash: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        chain.nonce(alice.address()).await.unwrap(),
+        alice_nonce + 1,
+        "it was mined"
+    );
     chain.send(&alice, transfer(token, bob, 1)).await.unwrap();
     assert_eq!(token_balance(&chain, token, bob).await, U256::from(301));
 
@@ -207,11 +307,28 @@ pub async fn basic_flow(url: &str, expected_chain_id: u64) {
     let value = U256::from(10u64).pow(U256::from(15u64));
     let other_chain = rpc(url, 0);
     other_chain
-        .send(&deployer, TxRequest { to: Some(bob), value, ..TxRequest::default() })
+        .send(
+            &deployer,
+            TxRequest {
+                to: Some(bob),
+                value,
+                ..TxRequest::default()
+            },
+        )
         .await
         .unwrap();
     // `chain` still has the nonce `other_chain` just used: rejected once, re-synced, sent.
-    chain.send(&deployer, TxRequest { to: Some(bob), value, ..TxRequest::default() }).await.unwrap();
+    chain
+        .send(
+            &deployer,
+            TxRequest {
+                to: Some(bob),
+                value,
+                ..TxRequest::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(chain.balance(bob).await.unwrap(), value * U256::from(2));
 }
 
@@ -230,9 +347,27 @@ async fn assert_unreachable(chain: &RpcChain, url: &str) {
         chain.head().await.map(|_| ()),
         chain.balance(key.address()).await.map(|_| ()),
         chain.nonce(key.address()).await.map(|_| ()),
-        chain.call(CallRequest::new(Address::ZERO, vec![])).await.map(|_| ()),
-        chain.send(&key, TxRequest { to: Some(Address::ZERO), ..TxRequest::default() }).await.map(|_| ()),
-        chain.events_since(&EventCursor::from_block(smartmesh_primitives::BlockNumber(0)), &EventFilter::contracts(vec![])).await.map(|_| ()),
+        chain
+            .call(CallRequest::new(Address::ZERO, vec![]))
+            .await
+            .map(|_| ()),
+        chain
+            .send(
+                &key,
+                TxRequest {
+                    to: Some(Address::ZERO),
+                    ..TxRequest::default()
+                },
+            )
+            .await
+            .map(|_| ()),
+        chain
+            .events_since(
+                &EventCursor::from_block(smartmesh_primitives::BlockNumber(0)),
+                &EventFilter::contracts(vec![]),
+            )
+            .await
+            .map(|_| ()),
     ];
     for result in results {
         match result {
@@ -255,10 +390,21 @@ pub async fn unreachable_flow(node: &mut impl TestNode) {
     assert_unreachable(&chain, &url).await;
     node.restart().await;
     chain.head().await.unwrap();
-    chain.send(&key, TxRequest { to: Some(Address::repeat_byte(7)), value: U256::from(1), ..TxRequest::default() })
+    chain
+        .send(
+            &key,
+            TxRequest {
+                to: Some(Address::repeat_byte(7)),
+                value: U256::from(1),
+                ..TxRequest::default()
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(chain.balance(Address::repeat_byte(7)).await.unwrap() > U256::ZERO, true);
+    assert_eq!(
+        chain.balance(Address::repeat_byte(7)).await.unwrap() > U256::ZERO,
+        true
+    );
 }
 
 /// Reorgs made with `evm_snapshot` / `evm_revert`: with 2 confirmations, events of the
@@ -280,7 +426,10 @@ pub async fn reorg_flow(url: &str) {
     let mut delivered = Vec::new();
     let (events, cursor) = scan_all(&safe, EventCursor::from_block(deployed_at), &filter).await;
     delivered.extend(events);
-    assert_eq!(raw_rpc(url, "evm_revert", json!([snapshot])).await, json!(true));
+    assert_eq!(
+        raw_rpc(url, "evm_revert", json!([snapshot])).await,
+        json!(true)
+    );
 
     // A fresh sender: the old one's cached nonce counts the reverted transaction (on a
     // real chain a reorged-out transaction returns to the pool; here it is gone).
@@ -303,7 +452,11 @@ pub async fn reorg_flow(url: &str) {
         (deployer.address(), z, U256::from(7)),
         (deployer.address(), z, U256::from(8)),
     ];
-    assert_eq!(decode_transfers(&delivered), expected, "no A1, nothing twice, nothing lost");
+    assert_eq!(
+        decode_transfers(&delivered),
+        expected,
+        "no A1, nothing twice, nothing lost"
+    );
     // And it is exactly what a fresh scan of the surviving chain sees.
     let (fresh, _) = scan_all(&safe, EventCursor::from_block(deployed_at), &filter).await;
     assert_eq!(fresh, delivered);
@@ -314,11 +467,25 @@ pub async fn reorg_flow(url: &str) {
     let snapshot = raw_rpc(url, "evm_snapshot", json!([])).await;
     sender.send(&deployer, transfer(token, y, 5)).await.unwrap();
     let (events, cursor) = scan_all(&fast, cursor, &filter).await;
-    assert_eq!(decode_transfers(&events), vec![(deployer.address(), y, U256::from(5))]);
-    assert_eq!(raw_rpc(url, "evm_revert", json!([snapshot])).await, json!(true));
+    assert_eq!(
+        decode_transfers(&events),
+        vec![(deployer.address(), y, U256::from(5))]
+    );
+    assert_eq!(
+        raw_rpc(url, "evm_revert", json!([snapshot])).await,
+        json!(true)
+    );
     let sender = rpc(url, 0); // (the old one's cached nonce was reverted away)
     sender.send(&deployer, transfer(token, z, 9)).await.unwrap();
-    sender.send(&deployer, transfer(token, z, 10)).await.unwrap();
+    sender
+        .send(&deployer, transfer(token, z, 10))
+        .await
+        .unwrap();
     let err = fast.events_since(&cursor, &filter).await.unwrap_err();
-    assert_eq!(err, ChainError::ReorgTooDeep { block: cursor.next_block });
+    assert_eq!(
+        err,
+        ChainError::ReorgTooDeep {
+            block: cursor.next_block
+        }
+    );
 }
