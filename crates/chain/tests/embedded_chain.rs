@@ -436,21 +436,18 @@ fn genesis_deployment() {
 }
 
 #[test]
-fn token_transfers_are_fast() {
+fn many_token_transfers_keep_exact_balances() {
+    // Throughput is measured by benchmarks, not here; this pins correctness over a long run.
     let chain = chain();
     let token = deploy_token(&chain, 1_000_000);
-    let n = 5_000u64;
-    let started = std::time::Instant::now();
+    let n = 2_000u64;
     for _ in 0..n {
         chain
             .execute(DEV0, transfer(token, DEV1, 1))
             .expect("transfer");
     }
-    let per_second = n as f64 / started.elapsed().as_secs_f64();
-    eprintln!("{per_second:.0} token transfers per second");
     assert_eq!(token_balance(&chain, token, DEV1), U256::from(n));
-    // Generous: debug builds of this crate, 2 shared cores in CI.
-    assert!(per_second > 1_000.0, "{per_second:.0}/s");
+    assert!(chain.head().number.0 >= n);
 }
 
 fn signed_transfer(chain_id: u64, nonce: u64, to: Address, value: u64) -> Vec<u8> {

@@ -557,7 +557,7 @@ impl Engine {
         let prev = self.head_block().header.timestamp;
         self.clock
             .next_timestamp
-            .unwrap_or_else(|| self.clock.now().max(prev + 1))
+            .unwrap_or_else(|| self.clock.now().max(prev.saturating_add(1)))
     }
 
     /// Records that a block with timestamp `t` (from [`Self::peek_next_timestamp`]) was mined.
