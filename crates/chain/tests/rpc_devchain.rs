@@ -20,7 +20,11 @@ impl DevchainNode {
     async fn start() -> Self {
         let chain = EmbeddedChain::new(EmbeddedConfig::default()).unwrap();
         let server = DevchainServer::start(chain.clone(), 0).await.unwrap();
-        Self { chain, port: server.addr().port(), server: Some(server) }
+        Self {
+            chain,
+            port: server.addr().port(),
+            server: Some(server),
+        }
     }
 }
 
@@ -36,8 +40,14 @@ impl TestNode for DevchainNode {
     }
 
     async fn restart(&mut self) {
-        self.server = Some(DevchainServer::start(self.chain.clone(), self.port).await.unwrap());
-        common::wait_until_ready(&self.url(), std::time::Duration::from_secs(5)).await.unwrap();
+        self.server = Some(
+            DevchainServer::start(self.chain.clone(), self.port)
+                .await
+                .unwrap(),
+        );
+        common::wait_until_ready(&self.url(), std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
     }
 }
 
@@ -57,4 +67,9 @@ async fn devchain_reorgs_are_never_delivered_twice_nor_lost() {
 async fn devchain_stopped_node_is_unreachable_and_recovers() {
     let mut node = DevchainNode::start().await;
     common::unreachable_flow(&mut node).await;
+}
+
+#[tokio::test]
+async fn nothing_listening_is_unreachable() {
+    common::nothing_listening_flow().await;
 }

@@ -179,8 +179,3 @@ async fn hardhat_stopped_node_is_unreachable_and_recovers() {
     let mut node = HardhatNode::start().await;
     common::unreachable_flow(&mut node).await;
 }
-
-#[tokio::test]
-async fn nothing_listening_is_unreachable() {
-    common::nothing_listening_flow().await;
-}

@@ -203,13 +203,13 @@ impl RpcLog {
     }
 }
 
-/// Whether a rejection says the nonce was already used (by a send from elsewhere).
+/// Whether a rejection is about the nonce (too low, too high, already used).
 fn is_stale_nonce(message: &str) -> bool {
     [
-        "nonce too low",
-        "nonce has already been used",
-        "replacement transaction underpriced",
+        "nonce",
+        "already known",
         "already imported",
+        "replacement transaction underpriced",
     ]
     .iter()
     .any(|needle| message.contains(needle))
@@ -422,7 +422,8 @@ impl RpcChain {
         let succeeded = receipt.status.map(|s| s.to::<u64>() == 1).unwrap_or(true);
         if !succeeded {
             // Replay at that block for the revert data; a replay that does not revert
-            // (out of gas, state moved on) leaves the reason unknown.
+            // (out of gas, state moved on) leaves the reason unknown. Nodes that keep
+            // only the newest state refuse an older block number: then `latest`.
             let call = Self::call_object(
                 Some(from),
                 request.to,
@@ -430,13 +431,20 @@ impl RpcChain {
                 request.value,
                 Some(gas_limit),
             );
-            let data = match self
-                .request_revertible::<Bytes>("eth_call", json!([call, quantity(block_number)]))
-                .await
-            {
-                Err(ChainError::Reverted { data, .. }) => data,
-                _ => Bytes::new(),
-            };
+            let mut data = Bytes::new();
+            for block in [json!(quantity(block_number)), json!("latest")] {
+                match self
+                    .request_revertible::<Bytes>("eth_call", json!([call.clone(), block]))
+                    .await
+                {
+                    Err(ChainError::Reverted { data: found, .. }) => {
+                        data = found;
+                        break;
+                    }
+                    Err(ChainError::Rejected(_) | ChainError::InvalidResponse(_)) => continue,
+                    _ => break,
+                }
+            }
             return Err(ChainError::reverted(data, Some(tx_hash)));
         }
         let block_time = match &receipt.block_hash {
@@ -631,23 +639,25 @@ impl Chain for RpcChain {
                     tracing::debug!(%tx_hash, "send may have failed; waiting for the receipt");
                     break tx_hash;
                 }
-                // Rejected — or, on Hardhat, mined and failed (it reports the failure of
-                // an automined transaction as an error). Tell them apart.
                 _ => {
+                    let message = err.to_string().to_ascii_lowercase();
+                    // The key was used elsewhere since the nonce was cached (or that
+                    // use was reorganised away): once more with the node's count. An
+                    // identical transaction "already known" is one more such case: with
+                    // a current nonce it would not be identical.
+                    if is_stale_nonce(&message) {
+                        if attempt < 2 {
+                            tracing::debug!(%from, nonce, %message, "stale nonce; retrying with the node's count");
+                            continue;
+                        }
+                        return Err(map_error(&self.config.url, err, false));
+                    }
+                    // Rejected — or, on Hardhat, mined and failed (it reports the
+                    // failure of an automined transaction as an error). Tell them apart.
                     if let Ok(Some(receipt)) = self.receipt(tx_hash).await
                         && receipt.block_number.is_some()
                     {
                         return self.finish(receipt, from, &request, gas_limit).await;
-                    }
-                    let message = err.to_string().to_ascii_lowercase();
-                    if message.contains("already known") {
-                        break tx_hash;
-                    }
-                    // The key was used elsewhere since the nonce was cached: once more
-                    // with the node's count.
-                    if attempt < 2 && is_stale_nonce(&message) {
-                        tracing::debug!(%from, nonce, "stale nonce; retrying with the node's count");
-                        continue;
                     }
                     return Err(map_error(&self.config.url, err, false));
                 }

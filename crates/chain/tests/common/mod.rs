@@ -401,10 +401,7 @@ pub async fn unreachable_flow(node: &mut impl TestNode) {
         )
         .await
         .unwrap();
-    assert_eq!(
-        chain.balance(Address::repeat_byte(7)).await.unwrap() > U256::ZERO,
-        true
-    );
+    assert!(chain.balance(Address::repeat_byte(7)).await.unwrap() > U256::ZERO);
 }
 
 /// Reorgs made with `evm_snapshot` / `evm_revert`: with 2 confirmations, events of the

@@ -190,7 +190,7 @@ pub async fn open_with_deposit(lc: &mut Lifecycle) -> FlowResult {
 
     // Without an allowance the token refuses, and nothing is opened.
     let counter = lc.view(network, TokenNetwork::channelCounterCall {}).await?;
-    let approve = |value| SmartMeshToken::approveCall { spender: network, value }.abi_encode().into();
+    let approve = |value: U256| -> Bytes { SmartMeshToken::approveCall { spender: network, value }.abi_encode().into() };
     lc.token_send(a, approve(U256::ZERO)).await?;
     expect_revert(lc.tn(a, calls::open_with_deposit(b.address(), SETTLE_TIMEOUT, smt(1))).await, "ERC20InsufficientAllowance");
     lc.token_send(a, approve(U256::MAX)).await?;
@@ -754,6 +754,7 @@ pub async fn unlock_undecided_and_caps(lc: &mut Lifecycle) -> FlowResult {
     assert_eq!(balances(lc, &who).await?, vec![before[0] + smt(6), before[1] + smt(4)], "the receiver gave u1 up");
 
     // Locks above the net balance: retained = net, the receiver gets at most that.
+    let now = lc.now().await?;
     let id = open_funded(lc, a, b, smt(10), smt(10)).await?;
     let locks = vec![lock(now + 100, smt(30), "v1"), lock(now + 100, smt(20), "v2")];
     let a1 = lc.proof_with_locks(a, id, 1, U256::ZERO, &locks);
@@ -768,6 +769,7 @@ pub async fn unlock_undecided_and_caps(lc: &mut Lifecycle) -> FlowResult {
     assert_eq!(balances(lc, &who).await?, vec![before[0], before[1] + smt(10)]);
 
     // A signed locked amount below the locks' sum caps the payout too.
+    let now = lc.now().await?;
     let id = open_funded(lc, a, b, smt(50), smt(50)).await?;
     let locks = vec![lock(now + 100, smt(30), "w1")];
     let balance = Balance { nonce: 1, transferredAmount: U256::ZERO, lockedAmount: smt(5), locksroot: eip712::locksroot(&locks) };
