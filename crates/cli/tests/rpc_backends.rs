@@ -1,5 +1,6 @@
-//! `smartmesh devchain` as a separate process, driven over JSON-RPC by alloy (through
-//! the RPC chain backend): the channel lifecycle, the penalty, and `smartmesh deploy`.
+//! The channel lifecycle and the penalty through the JSON-RPC backend (alloy) against
+//! `smartmesh devchain` as a separate process and against a Hardhat 2 node, and
+//! `smartmesh deploy` writing a deployment file.
 
 use smartmesh_chain::Chain;
 use smartmesh_chain::deploy::Deployment;
@@ -47,11 +48,23 @@ impl Drop for Devchain {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn channel_lifecycle_and_penalty_over_json_rpc() {
+async fn channel_lifecycle_and_penalty_against_the_devchain_process() {
     let devchain = Devchain::start(&[]);
-    let mut lc = Lifecycle::over_rpc(&devchain.url, 3).await.expect("deploy over RPC");
+    lifecycle_and_penalty(&devchain.url, 1337).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_lifecycle_and_penalty_against_hardhat() {
+    let node = smartmesh_test_nodes::HardhatNode::start().await;
+    lifecycle_and_penalty(&node.url(), 31337).await;
+}
+
+/// Deploys through the JSON-RPC backend and runs an honest channel to settlement and a
+/// stale close to its penalty, checking token balances to the unit.
+async fn lifecycle_and_penalty(url: &str, chain_id: u64) {
+    let mut lc = Lifecycle::over_rpc(url, 3).await.expect("deploy over RPC");
     let (a, b, c) = (lc.keys[0].clone(), lc.keys[1].clone(), lc.keys[2].clone());
-    assert_eq!(lc.chain.chain_id().await.expect("chain id").0, 1337);
+    assert_eq!(lc.chain.chain_id().await.expect("chain id").0, chain_id);
 
     // Honest: close, confirm, settle; balances equal the off-chain ledger to the unit.
     let before_a = lc.smt_balance(a.address()).await.expect("balance");
