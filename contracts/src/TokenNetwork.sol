@@ -690,12 +690,13 @@ contract TokenNetwork is EIP712, ReentrancyGuardTransient {
     {
         if (t2 >= t1) {
             uint256 gain = t2 - t1;
-            // total + w1 = d1 + d2 - w2 <= d1 + d2: no overflow
-            if (gain >= total + w1) return total; // then d1 + gain - w1 >= d1 + total >= total
-            uint256 plus = d1 + gain; // < d1 + d1 + d2: bounded by deposits
+            // cap = total + w1 = d1 + d2 - w2 <= d1 + d2: no overflow
+            uint256 cap = total + w1;
+            // d1 + gain >= cap means net >= total; checked without ever computing d1 + gain
+            if (d1 >= cap || gain >= cap - d1) return total;
+            uint256 plus = d1 + gain; // < cap: no overflow
             if (plus <= w1) return 0;
-            uint256 net = plus - w1;
-            return net < total ? net : total;
+            return plus - w1; // < cap - w1 = total
         } else {
             uint256 loss = t1 - t2;
             if (d1 <= w1) return 0; // d1 - w1 - loss < 0

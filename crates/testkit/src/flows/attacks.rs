@@ -158,6 +158,15 @@ pub async fn penalty_higher_nonce(lc: &mut Lifecycle) -> FlowResult {
     let before = balances(lc, &[a.address(), b.address(), lc.deployment.token_network]).await?;
     let receipt = lc.update(id, b, &a3).await?; // ...then finds the newer proof
     assert_eq!(remaining(&ch), smt(140));
+    assert_penalized(lc, id, &ch, &receipt, b.address(), &before).await?;
+
+    // Declaring "nothing sent" (nonce 0) after having sent something.
+    let id = open_funded(lc, a, b, smt(30), smt(20)).await?;
+    let a1 = lc.proof(a, id, 1, smt(1));
+    lc.close(id, a, None, &no_balance()).await?;
+    let ch = lc.channel(id)?;
+    let before = balances(lc, &[a.address(), b.address(), lc.deployment.token_network]).await?;
+    let receipt = lc.update(id, b, &a1).await?;
     assert_penalized(lc, id, &ch, &receipt, b.address(), &before).await
 }
 
@@ -415,13 +424,26 @@ pub async fn replay_across_domains(lc: &mut Lifecycle) -> FlowResult {
     expect_revert(lc.tn(a, coop).await, "InvalidSigner");
 
     // Each signature is good where it was made.
-    let proof = SignedBalance { balance: balance.clone(), message_hash: message, signature: on_other };
+    let proof = SignedBalance { balance: balance.clone(), message_hash: message, signature: on_other.clone() };
     let och = other.channel(oid)?;
     let close = calls::close(oid, &och, proof.balance.clone(), proof.message_hash, proof.signature.clone(), no_balance());
     other.send(lc, a, close).await?;
     let here = lc.proof(b, id, 1, smt(10));
-    lc.close(id, a, Some(&here), &no_balance()).await?;
-    let s = settle_checked(lc, id, b).await?;
+    lc.close(id, b, None, &here.balance).await?;
+    // The penalty cannot be faked with the closer's signatures from elsewhere either: a
+    // "newer" proof signed by b for another network, chain or channel proves nothing.
+    let newer = plain(2, smt(30));
+    let elsewhere = [
+        other.signer.balance_proof(b, id, &newer, message),
+        other_chain.balance_proof(b, id, &newer, message),
+        lc.signer.balance_proof(b, sibling, &newer, message),
+    ];
+    for signature in elsewhere {
+        let proof = SignedBalance { balance: newer.clone(), message_hash: message, signature };
+        expect_revert(lc.update(id, a, &proof).await, "InvalidSigner");
+    }
+    lc.update(id, a, &here).await?;
+    let s = settle_checked(lc, id, a).await?;
     assert_eq!((s.amount1, s.amount2), (smt(60), smt(40)));
     Ok(())
 }
@@ -469,8 +491,8 @@ pub async fn high_s_signatures_rejected(lc: &mut Lifecycle) -> FlowResult {
 
 /// A token that calls back into the TokenNetwork from `transfer`/`transferFrom`: the
 /// hook demonstrably fires (a call into the unguarded registry succeeds), and every
-/// reentrant call into the network — during open-with-deposit, deposit, withdraw, settle
-/// and unlock — is refused with `ReentrancyGuardReentrantCall` without moving a token;
+/// reentrant call into the network — during open-with-deposit, deposit, withdraw, settle,
+/// unlock and cooperative settle — is refused with `ReentrancyGuardReentrantCall` without moving a token;
 /// disarmed, the same operations pay exactly the ledger. Participants: 3.
 pub async fn token_reentrancy_refused(lc: &mut Lifecycle) -> FlowResult {
     let k = keys(lc, 3);
@@ -561,6 +583,28 @@ pub async fn token_reentrancy_refused(lc: &mut Lifecycle) -> FlowResult {
     let end = net.balances(lc, &who).await?;
     assert_eq!(end, vec![after[0], after[1] + smt(5), U256::ZERO], "the network is empty, the ledger exact");
     assert_eq!(end[0] + end[1], smt(2_000));
+
+    // Cooperative settle: the same settlement again from inside the first payout.
+    let id = net.open(lc, a, b).await?;
+    net.deposit(lc, id, a, smt(10)).await?;
+    net.deposit(lc, id, b, smt(10)).await?;
+    let ch = net.channel(id)?;
+    let coop = calls::cooperative_settle(
+        id,
+        &ch,
+        smt(12),
+        smt(8),
+        net.signer.cooperative_settle(a, id, &ch, smt(12), smt(8)),
+        net.signer.cooperative_settle(b, id, &ch, smt(12), smt(8)),
+    );
+    let before = net.balances(lc, &who).await?;
+    lc.send(c, ret, arm(net.address, coop.clone())).await?;
+    expect_revert(net.send(lc, c, coop.clone()).await, "ReentrancyGuardReentrantCall");
+    assert_eq!(net.balances(lc, &who).await?, before, "nothing drained");
+    lc.send(c, ret, arm(Address::ZERO, Bytes::new())).await?;
+    net.send(lc, c, coop.clone()).await?;
+    assert_eq!(net.balances(lc, &who).await?, vec![before[0] + smt(12), before[1] + smt(8), U256::ZERO]);
+    expect_revert(net.send(lc, c, coop).await, "ChannelStateMismatch");
     Ok(())
 }
 
