@@ -155,14 +155,19 @@ impl Drop for HardhatNode {
     }
 }
 
-
 /// Polls `eth_chainId` until the node answers or `limit` passes.
 pub async fn wait_until_ready(url: &str, limit: Duration) -> Result<(), String> {
     let client = reqwest::Client::new();
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []});
+    let body =
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []});
     let started = Instant::now();
     loop {
-        let answer = client.post(url).json(&body).timeout(Duration::from_secs(2)).send().await;
+        let answer = client
+            .post(url)
+            .json(&body)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
         match answer {
             Ok(response) if response.status().is_success() => return Ok(()),
             Ok(response) => {

@@ -25,6 +25,43 @@ use std::fmt::Debug;
 /// What a flow returns: chain failures; broken expectations panic.
 pub type FlowResult = Result<(), ChainError>;
 
+/// Every backend-agnostic flow, one after the other on one chain (none assumes a fresh
+/// chain), so the same contract behaviour is checked on the embedded chain, against
+/// `smartmesh devchain` and against a third-party node. Needs 3 participants.
+pub async fn run_all(lc: &mut Lifecycle) -> FlowResult {
+    token::permit(lc).await?;
+    token::transfer_with_fee(lc).await?;
+    token::transfer_with_fee_refusals(lc).await?;
+    registry::secret_registry(lc).await?;
+    channel::channel_lifecycle(lc).await?;
+    channel::open_rules(lc).await?;
+    channel::open_with_deposit(lc).await?;
+    channel::deposit_rules(lc).await?;
+    channel::gasless_deposit(lc).await?;
+    channel::withdraw_rules(lc).await?;
+    channel::cooperative_settle(lc).await?;
+    channel::close_rules(lc).await?;
+    channel::update_rules(lc).await?;
+    channel::delegate_update(lc).await?;
+    channel::settle_rules(lc).await?;
+    channel::settlement_matches_ledger(lc).await?;
+    channel::settlement_clamps(lc).await?;
+    channel::unlock(lc).await?;
+    channel::unlock_undecided_and_caps(lc).await?;
+    channel::views_and_constructor(lc).await?;
+    attacks::penalty_higher_nonce(lc).await?;
+    attacks::penalty_same_nonce_different_content(lc).await?;
+    attacks::penalty_lower_nonce_higher_transferred(lc).await?;
+    attacks::penalty_by_delegate(lc).await?;
+    attacks::honest_closer_never_punished(lc).await?;
+    attacks::known_limitation_higher_declared_nonce(lc).await?;
+    attacks::reopened_channel_old_signatures_dead(lc).await?;
+    attacks::replay_across_domains(lc).await?;
+    attacks::high_s_signatures_rejected(lc).await?;
+    attacks::token_reentrancy_refused(lc).await?;
+    Ok(())
+}
+
 /// Panics unless `result` is a revert of the custom error `name`; returns the error so
 /// the caller can look at its arguments.
 #[track_caller]
@@ -32,7 +69,11 @@ pub fn expect_revert<T: Debug>(result: Result<T, ChainError>, name: &str) -> Cha
     match result {
         Ok(value) => panic!("expected a revert {name}, but the transaction succeeded: {value:?}"),
         Err(err) => {
-            assert_eq!(err.revert_name(), Some(name), "expected a revert {name}, got: {err}");
+            assert_eq!(
+                err.revert_name(),
+                Some(name),
+                "expected a revert {name}, got: {err}"
+            );
             err
         }
     }
@@ -41,7 +82,10 @@ pub fn expect_revert<T: Debug>(result: Result<T, ChainError>, name: &str) -> Cha
 /// The decoded reason of a revert (`Name(arg=value, ...)`), for checking arguments.
 pub fn revert_reason(err: &ChainError) -> String {
     match err {
-        ChainError::Reverted { reason: Some(reason), .. } => reason.clone(),
+        ChainError::Reverted {
+            reason: Some(reason),
+            ..
+        } => reason.clone(),
         other => other.to_string(),
     }
 }
@@ -83,13 +127,17 @@ pub fn events<E: SolEvent>(receipt: &TxReceipt) -> Vec<E> {
 
 /// The chain time of the block that included `receipt`.
 pub fn block_time(lc: &Lifecycle, receipt: &TxReceipt) -> u64 {
-    receipt.logs.first().map(|log| log.block_time.0).unwrap_or_else(|| {
-        // A receipt without logs: the embedded chain can still tell.
-        lc.embedded_chain()
-            .and_then(|chain| chain.block(receipt.block_number.0))
-            .map(|block| block.timestamp)
-            .unwrap_or_default()
-    })
+    receipt
+        .logs
+        .first()
+        .map(|log| log.block_time.0)
+        .unwrap_or_else(|| {
+            // A receipt without logs: the embedded chain can still tell.
+            lc.embedded_chain()
+                .and_then(|chain| chain.block(receipt.block_number.0))
+                .map(|block| block.timestamp)
+                .unwrap_or_default()
+        })
 }
 
 /// A 32-byte value derived from a label (secrets, authorization nonces).
@@ -147,10 +195,18 @@ pub fn expected_settlement(ch: &Channel) -> Settlement {
     // net1 = clamp(deposit1 - withdrawn1 + T2 - T1, 0, total)
     let plus = wide(ch.deposit1) + wide(b2.transferredAmount);
     let minus = wide(ch.withdrawn1) + wide(b1.transferredAmount);
-    let net1 = if plus <= minus { U512::ZERO } else { (plus - minus).min(total) };
+    let net1 = if plus <= minus {
+        U512::ZERO
+    } else {
+        (plus - minus).min(total)
+    };
     let net2 = total - net1;
     let kept = |b: &Balance, net: U512| {
-        if b.locksroot == B256::ZERO { U512::ZERO } else { wide(b.lockedAmount).min(net) }
+        if b.locksroot == B256::ZERO {
+            U512::ZERO
+        } else {
+            wide(b.lockedAmount).min(net)
+        }
     };
     let kept1 = kept(b1, net1);
     let kept2 = kept(b2, net2);

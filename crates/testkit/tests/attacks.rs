@@ -2,61 +2,83 @@
 //! rule, honest closers, replays, malleable signatures, token reentrancy, arithmetic.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use smartmesh_testkit::flows::{attacks, channel, registry, token};
 use smartmesh_testkit::Lifecycle;
+use smartmesh_testkit::flows::{attacks, channel, registry, token};
 
 async fn lc(participants: usize) -> Lifecycle {
-    Lifecycle::embedded(participants).await.expect("embedded chain with contracts")
+    Lifecycle::embedded(participants)
+        .await
+        .expect("embedded chain with contracts")
 }
 
 #[tokio::test]
 async fn penalty_stale_close_higher_nonce() {
-    attacks::penalty_higher_nonce(&mut lc(2).await).await.unwrap();
+    attacks::penalty_higher_nonce(&mut lc(2).await)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn penalty_same_nonce_different_content() {
-    attacks::penalty_same_nonce_different_content(&mut lc(2).await).await.unwrap();
+    attacks::penalty_same_nonce_different_content(&mut lc(2).await)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn penalty_lower_nonce_higher_transferred() {
-    attacks::penalty_lower_nonce_higher_transferred(&mut lc(2).await).await.unwrap();
+    attacks::penalty_lower_nonce_higher_transferred(&mut lc(2).await)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn penalty_through_a_watchtower_pays_the_non_closer() {
-    attacks::penalty_by_delegate(&mut lc(3).await).await.unwrap();
+    attacks::penalty_by_delegate(&mut lc(3).await)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn honest_closer_is_never_punished() {
-    attacks::honest_closer_never_punished(&mut lc(3).await).await.unwrap();
+    attacks::honest_closer_never_punished(&mut lc(3).await)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn known_limitation_higher_declared_nonce_as_specified() {
-    attacks::known_limitation_higher_declared_nonce(&mut lc(2).await).await.unwrap();
+    attacks::known_limitation_higher_declared_nonce(&mut lc(2).await)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn reopened_channel_has_new_id_and_old_signatures_are_dead() {
-    attacks::reopened_channel_old_signatures_dead(&mut lc(2).await).await.unwrap();
+    attacks::reopened_channel_old_signatures_dead(&mut lc(2).await)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn replay_across_chain_contract_and_channel_fails() {
-    attacks::replay_across_domains(&mut lc(2).await).await.unwrap();
+    attacks::replay_across_domains(&mut lc(2).await)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn high_s_signatures_are_rejected() {
-    attacks::high_s_signatures_rejected(&mut lc(3).await).await.unwrap();
+    attacks::high_s_signatures_rejected(&mut lc(3).await)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn token_reentrancy_is_refused_and_nothing_drained() {
-    attacks::token_reentrancy_refused(&mut lc(3).await).await.unwrap();
+    attacks::token_reentrancy_refused(&mut lc(3).await)
+        .await
+        .unwrap();
 }
 
 /// Regression: `TokenNetwork._clampedNet` overflowed (Panic 0x11) when participant1's
@@ -64,43 +86,16 @@ async fn token_reentrancy_is_refused_and_nothing_drained() {
 /// transferred amount. Settlement must never revert.
 #[tokio::test]
 async fn regression_clamped_net_overflow_froze_settlement() {
-    attacks::settlement_never_overflows_with_huge_deposits(&mut lc(2).await).await.unwrap();
+    attacks::settlement_never_overflows_with_huge_deposits(&mut lc(2).await)
+        .await
+        .unwrap();
 }
 
 /// Every backend-agnostic flow, one after the other on a single chain, as they would
 /// run against a shared devchain or Hardhat node: none assumes a fresh chain.
 #[tokio::test]
 async fn all_flows_compose_on_one_chain() {
-    let mut lc = lc(3).await;
-    let lc = &mut lc;
-    token::permit(lc).await.unwrap();
-    token::transfer_with_fee(lc).await.unwrap();
-    token::transfer_with_fee_refusals(lc).await.unwrap();
-    registry::secret_registry(lc).await.unwrap();
-    channel::channel_lifecycle(lc).await.unwrap();
-    channel::open_rules(lc).await.unwrap();
-    channel::open_with_deposit(lc).await.unwrap();
-    channel::deposit_rules(lc).await.unwrap();
-    channel::gasless_deposit(lc).await.unwrap();
-    channel::withdraw_rules(lc).await.unwrap();
-    channel::cooperative_settle(lc).await.unwrap();
-    channel::close_rules(lc).await.unwrap();
-    channel::update_rules(lc).await.unwrap();
-    channel::delegate_update(lc).await.unwrap();
-    channel::settle_rules(lc).await.unwrap();
-    channel::settlement_matches_ledger(lc).await.unwrap();
-    channel::settlement_clamps(lc).await.unwrap();
-    channel::unlock(lc).await.unwrap();
-    channel::unlock_undecided_and_caps(lc).await.unwrap();
-    channel::views_and_constructor(lc).await.unwrap();
-    attacks::penalty_higher_nonce(lc).await.unwrap();
-    attacks::penalty_same_nonce_different_content(lc).await.unwrap();
-    attacks::penalty_lower_nonce_higher_transferred(lc).await.unwrap();
-    attacks::penalty_by_delegate(lc).await.unwrap();
-    attacks::honest_closer_never_punished(lc).await.unwrap();
-    attacks::known_limitation_higher_declared_nonce(lc).await.unwrap();
-    attacks::reopened_channel_old_signatures_dead(lc).await.unwrap();
-    attacks::replay_across_domains(lc).await.unwrap();
-    attacks::high_s_signatures_rejected(lc).await.unwrap();
-    attacks::token_reentrancy_refused(lc).await.unwrap();
+    smartmesh_testkit::flows::run_all(&mut lc(3).await)
+        .await
+        .unwrap();
 }

@@ -46,7 +46,11 @@ impl Rng {
     /// A value in `0..=max`.
     fn up_to(&mut self, max: U256) -> U256 {
         let v = self.amount();
-        if max == U256::MAX { v } else { v % (max + U256::from(1)) }
+        if max == U256::MAX {
+            v
+        } else {
+            v % (max + U256::from(1))
+        }
     }
 }
 
@@ -54,9 +58,22 @@ fn balance(rng: &mut Rng) -> Balance {
     if rng.next().is_multiple_of(5) {
         return no_balance();
     }
-    let locked = if rng.next().is_multiple_of(2) { U256::ZERO } else { rng.amount() };
-    let locksroot = if rng.next().is_multiple_of(3) { B256::ZERO } else { B256::from(rng.word()) };
-    Balance { nonce: 1 + rng.next() % 1_000, transferredAmount: rng.amount(), lockedAmount: locked, locksroot }
+    let locked = if rng.next().is_multiple_of(2) {
+        U256::ZERO
+    } else {
+        rng.amount()
+    };
+    let locksroot = if rng.next().is_multiple_of(3) {
+        B256::ZERO
+    } else {
+        B256::from(rng.word())
+    };
+    Balance {
+        nonce: 1 + rng.next() % 1_000,
+        transferredAmount: rng.amount(),
+        lockedAmount: locked,
+        locksroot,
+    }
 }
 
 #[tokio::test]
@@ -64,11 +81,19 @@ async fn settlement_matches_the_formula_on_random_channels() {
     let lc = Lifecycle::embedded(2).await.unwrap();
     let chain = lc.embedded_chain().unwrap().clone();
     let (a, b) = (lc.keys[0].clone(), lc.keys[1].clone());
-    let ret = lc.deploy_contract(&a, artifacts::reentrant_token().bytecode.to_vec()).await.unwrap();
+    let ret = lc
+        .deploy_contract(&a, artifacts::reentrant_token().bytecode.to_vec())
+        .await
+        .unwrap();
     let mut net = OtherNetwork::deploy(&lc, &a, ret).await.unwrap();
     for key in [&a, &b] {
-        let approve = ReentrantToken::approveCall { spender: net.address, value: U256::MAX };
-        lc.send(key, ret, approve.abi_encode().into()).await.unwrap();
+        let approve = ReentrantToken::approveCall {
+            spender: net.address,
+            value: U256::MAX,
+        };
+        lc.send(key, ret, approve.abi_encode().into())
+            .await
+            .unwrap();
     }
     let mut rng = Rng(0x5eed_5eed);
     let mut checked = 0;
@@ -83,7 +108,13 @@ async fn settlement_matches_the_formula_on_random_channels() {
         let partner_proof = balance(&mut rng);
         let declared = balance(&mut rng);
 
-        let mint = |to: &PrivateKey, amount| ReentrantToken::mintCall { to: to.address(), amount }.abi_encode();
+        let mint = |to: &PrivateKey, amount| {
+            ReentrantToken::mintCall {
+                to: to.address(),
+                amount,
+            }
+            .abi_encode()
+        };
         lc.send(&a, ret, mint(&a, d1).into()).await.unwrap();
         lc.send(&a, ret, mint(&b, d2).into()).await.unwrap();
         let id = net.open(&lc, &a, &b).await.unwrap();
@@ -101,7 +132,13 @@ async fn settlement_matches_the_formula_on_random_channels() {
             let ch = net.channel(id).unwrap();
             let s1 = net.signer.withdraw(who, id, who.address(), total, exp);
             let s2 = net.signer.withdraw(partner, id, who.address(), total, exp);
-            net.send(&lc, who, calls::withdraw(id, &ch, who.address(), total, exp, s1, s2)).await.unwrap();
+            net.send(
+                &lc,
+                who,
+                calls::withdraw(id, &ch, who.address(), total, exp, s1, s2),
+            )
+            .await
+            .unwrap();
         }
         let (closer, partner) = if closer_is_1 { (&a, &b) } else { (&b, &a) };
         let ch = net.channel(id).unwrap();
@@ -109,29 +146,66 @@ async fn settlement_matches_the_formula_on_random_channels() {
         let sig = if partner_proof.nonce == 0 {
             Bytes::new()
         } else {
-            net.signer.balance_proof(partner, id, &partner_proof, message)
+            net.signer
+                .balance_proof(partner, id, &partner_proof, message)
         };
-        let close = calls::close(id, &ch, partner_proof.clone(), message, sig, declared.clone());
+        let close = calls::close(
+            id,
+            &ch,
+            partner_proof.clone(),
+            message,
+            sig,
+            declared.clone(),
+        );
         net.send(&lc, closer, close).await.unwrap();
         lc.increase_time(SETTLE_TIMEOUT + 1).await.unwrap();
 
         let ch = net.channel(id).unwrap();
         {
             let expected = expected_settlement(&ch);
-            let before = net.balances(&lc, &[a.address(), b.address()]).await.unwrap();
+            let before = net
+                .balances(&lc, &[a.address(), b.address()])
+                .await
+                .unwrap();
             let receipt = net
                 .send(&lc, &a, calls::settle(id, &ch))
                 .await
                 .unwrap_or_else(|e| panic!("case {case}: settle reverted: {e}\n{ch:?}"));
             let settled = events::<TokenNetwork::ChannelSettled>(&receipt);
-            assert_eq!((settled[0].amount1, settled[0].amount2), (expected.amount1, expected.amount2), "case {case}: {ch:?}");
-            let after = net.balances(&lc, &[a.address(), b.address()]).await.unwrap();
-            assert_eq!(after, vec![before[0] + expected.amount1, before[1] + expected.amount2], "case {case}");
+            assert_eq!(
+                (settled[0].amount1, settled[0].amount2),
+                (expected.amount1, expected.amount2),
+                "case {case}: {ch:?}"
+            );
+            let after = net
+                .balances(&lc, &[a.address(), b.address()])
+                .await
+                .unwrap();
+            assert_eq!(
+                after,
+                vec![before[0] + expected.amount1, before[1] + expected.amount2],
+                "case {case}"
+            );
             let (b1, b2) = sent_balances(&ch);
-            let pending = |sender, receiver, root| TokenNetwork::pendingLockedAmountCall { id, sender, receiver, locksroot: root };
-            let kept1 = lc.view(net.address, pending(a.address(), b.address(), b1.locksroot)).await.unwrap();
-            let kept2 = lc.view(net.address, pending(b.address(), a.address(), b2.locksroot)).await.unwrap();
-            assert_eq!((kept1, kept2), (expected.kept1, expected.kept2), "case {case}: {ch:?}");
+            let pending = |sender, receiver, root| TokenNetwork::pendingLockedAmountCall {
+                id,
+                sender,
+                receiver,
+                locksroot: root,
+            };
+            let kept1 = lc
+                .view(net.address, pending(a.address(), b.address(), b1.locksroot))
+                .await
+                .unwrap();
+            let kept2 = lc
+                .view(net.address, pending(b.address(), a.address(), b2.locksroot))
+                .await
+                .unwrap();
+            assert_eq!(
+                (kept1, kept2),
+                (expected.kept1, expected.kept2),
+                "case {case}: {ch:?}"
+            );
             checked += 1;
         }
         assert!(chain.revert_to(snapshot));

@@ -5,7 +5,9 @@
 use smartmesh_testkit::{Lifecycle, flows::channel};
 
 async fn lc(participants: usize) -> Lifecycle {
-    Lifecycle::embedded(participants).await.expect("embedded chain with contracts")
+    Lifecycle::embedded(participants)
+        .await
+        .expect("embedded chain with contracts")
 }
 
 #[tokio::test]
@@ -65,7 +67,9 @@ async fn settle_rules() {
 
 #[tokio::test]
 async fn settlement_matches_ledger() {
-    channel::settlement_matches_ledger(&mut lc(2).await).await.unwrap();
+    channel::settlement_matches_ledger(&mut lc(2).await)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -80,10 +84,14 @@ async fn unlock_paid_returned_twice() {
 
 #[tokio::test]
 async fn unlock_undecided_and_caps() {
-    channel::unlock_undecided_and_caps(&mut lc(3).await).await.unwrap();
+    channel::unlock_undecided_and_caps(&mut lc(3).await)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn views_and_constructor() {
-    channel::views_and_constructor(&mut lc(2).await).await.unwrap();
+    channel::views_and_constructor(&mut lc(2).await)
+        .await
+        .unwrap();
 }

@@ -21,8 +21,22 @@ async fn setup() -> (Lifecycle, PrivateKey, PrivateKey, U256) {
     let (alice, bob) = (keys[3].clone(), keys[4].clone());
     let odd = smt(777) + U256::from(1);
     let allocations = vec![
-        VestingAllocation { beneficiary: alice.address(), amount: smt(1_000_000), start: START, duration: 16 * Q, cliff: 4 * Q, release_period: Q },
-        VestingAllocation { beneficiary: bob.address(), amount: odd, start: GENESIS, duration: 1_000, cliff: 0, release_period: 100 },
+        VestingAllocation {
+            beneficiary: alice.address(),
+            amount: smt(1_000_000),
+            start: START,
+            duration: 16 * Q,
+            cliff: 4 * Q,
+            release_period: Q,
+        },
+        VestingAllocation {
+            beneficiary: bob.address(),
+            amount: odd,
+            start: GENESIS,
+            duration: 1_000,
+            cliff: 0,
+            release_period: 100,
+        },
     ];
     let lc = Lifecycle::embedded_with(2, |config| {
         config.genesis_time = Some(ChainTime(GENESIS));
@@ -35,15 +49,32 @@ async fn setup() -> (Lifecycle, PrivateKey, PrivateKey, U256) {
 
 async fn vested(lc: &Lifecycle, wallet: Address, t: u64) -> U256 {
     let token = lc.deployment.token;
-    lc.view(wallet, SmartMeshVesting::vestedAmount_1Call { token, timestamp: t }).await.unwrap()
+    lc.view(
+        wallet,
+        SmartMeshVesting::vestedAmount_1Call {
+            token,
+            timestamp: t,
+        },
+    )
+    .await
+    .unwrap()
 }
 
 async fn releasable(lc: &Lifecycle, wallet: Address) -> U256 {
-    lc.view(wallet, SmartMeshVesting::releasable_0Call { token: lc.deployment.token }).await.unwrap()
+    lc.view(
+        wallet,
+        SmartMeshVesting::releasable_0Call {
+            token: lc.deployment.token,
+        },
+    )
+    .await
+    .unwrap()
 }
 
 async fn release(lc: &Lifecycle, by: &PrivateKey, wallet: Address) -> smartmesh_chain::TxReceipt {
-    let call = SmartMeshVesting::release_0Call { token: lc.deployment.token };
+    let call = SmartMeshVesting::release_0Call {
+        token: lc.deployment.token,
+    };
     lc.send(by, wallet, call.abi_encode().into()).await.unwrap()
 }
 
@@ -51,17 +82,46 @@ async fn release(lc: &Lifecycle, by: &PrivateKey, wallet: Address) -> smartmesh_
 async fn deployment_creates_funded_wallets() {
     let (lc, alice, bob, odd) = setup().await;
     assert_eq!(lc.deployment.vesting.len(), 2);
-    let expected = [(alice.address(), smt(1_000_000), START, 16 * Q, 4 * Q, Q), (bob.address(), odd, GENESIS, 1_000, 0, 100)];
-    for (wallet, (beneficiary, amount, start, duration, cliff, period)) in lc.deployment.vesting.iter().zip(expected) {
+    let expected = [
+        (alice.address(), smt(1_000_000), START, 16 * Q, 4 * Q, Q),
+        (bob.address(), odd, GENESIS, 1_000, 0, 100),
+    ];
+    for (wallet, (beneficiary, amount, start, duration, cliff, period)) in
+        lc.deployment.vesting.iter().zip(expected)
+    {
         let w = wallet.wallet;
         assert_eq!(wallet.allocation.beneficiary, beneficiary);
-        assert_eq!(lc.smt_balance(w).await.unwrap(), amount, "funded with the allocation");
-        assert_eq!(lc.view(w, SmartMeshVesting::ownerCall {}).await.unwrap(), beneficiary);
-        assert_eq!(lc.view(w, SmartMeshVesting::startCall {}).await.unwrap(), U256::from(start));
-        assert_eq!(lc.view(w, SmartMeshVesting::durationCall {}).await.unwrap(), U256::from(duration));
-        assert_eq!(lc.view(w, SmartMeshVesting::cliffCall {}).await.unwrap(), U256::from(start + cliff));
-        assert_eq!(lc.view(w, SmartMeshVesting::endCall {}).await.unwrap(), U256::from(start + duration));
-        assert_eq!(lc.view(w, SmartMeshVesting::releasePeriodCall {}).await.unwrap(), U256::from(period));
+        assert_eq!(
+            lc.smt_balance(w).await.unwrap(),
+            amount,
+            "funded with the allocation"
+        );
+        assert_eq!(
+            lc.view(w, SmartMeshVesting::ownerCall {}).await.unwrap(),
+            beneficiary
+        );
+        assert_eq!(
+            lc.view(w, SmartMeshVesting::startCall {}).await.unwrap(),
+            U256::from(start)
+        );
+        assert_eq!(
+            lc.view(w, SmartMeshVesting::durationCall {}).await.unwrap(),
+            U256::from(duration)
+        );
+        assert_eq!(
+            lc.view(w, SmartMeshVesting::cliffCall {}).await.unwrap(),
+            U256::from(start + cliff)
+        );
+        assert_eq!(
+            lc.view(w, SmartMeshVesting::endCall {}).await.unwrap(),
+            U256::from(start + duration)
+        );
+        assert_eq!(
+            lc.view(w, SmartMeshVesting::releasePeriodCall {})
+                .await
+                .unwrap(),
+            U256::from(period)
+        );
     }
     // The supply is conserved: deployer + grants + wallets.
     let supply = smartmesh_contracts::default_smt_supply();
@@ -92,14 +152,22 @@ async fn schedule_is_zero_before_the_cliff_then_stepped_quarterly() {
         (end, total),
         (end + 10 * Q, total),
     ] {
-        assert_eq!(vested(&lc, w, t).await, amount, "vested at start + {}", t as i64 - START as i64);
+        assert_eq!(
+            vested(&lc, w, t).await,
+            amount,
+            "vested at start + {}",
+            t as i64 - START as i64
+        );
     }
     // Rounding of an odd amount: floor(A * stepped / duration).
     let w2 = lc.deployment.vesting[1].wallet;
     let odd = smt(777) + U256::from(1);
     assert_eq!(vested(&lc, w2, GENESIS + 99).await, U256::ZERO);
     assert_eq!(vested(&lc, w2, GENESIS + 150).await, odd / U256::from(10));
-    assert_eq!(vested(&lc, w2, GENESIS + 999).await, odd * U256::from(9) / U256::from(10));
+    assert_eq!(
+        vested(&lc, w2, GENESIS + 999).await,
+        odd * U256::from(9) / U256::from(10)
+    );
     assert_eq!(vested(&lc, w2, GENESIS + 1_000).await, odd);
 }
 
@@ -124,30 +192,63 @@ async fn release_pays_only_the_beneficiary_step_by_step() {
     lc.set_next_block_timestamp(cliff + 10).await.unwrap();
     let receipt = release(&lc, &stranger, w).await;
     let released = events::<SmartMeshVesting::ERC20Released>(&receipt);
-    assert_eq!((released[0].token, released[0].amount), (lc.deployment.token, total / U256::from(4)));
-    assert_eq!(lc.smt_balance(alice.address()).await.unwrap(), total / U256::from(4));
-    assert_eq!(lc.smt_balance(stranger.address()).await.unwrap(), stranger_before, "the caller gets nothing");
-    assert_eq!(releasable(&lc, w).await, U256::ZERO, "nothing more within the quarter");
+    assert_eq!(
+        (released[0].token, released[0].amount),
+        (lc.deployment.token, total / U256::from(4))
+    );
+    assert_eq!(
+        lc.smt_balance(alice.address()).await.unwrap(),
+        total / U256::from(4)
+    );
+    assert_eq!(
+        lc.smt_balance(stranger.address()).await.unwrap(),
+        stranger_before,
+        "the caller gets nothing"
+    );
+    assert_eq!(
+        releasable(&lc, w).await,
+        U256::ZERO,
+        "nothing more within the quarter"
+    );
 
     // One quarter later: one sixteenth more.
     lc.set_next_block_timestamp(cliff + Q + 5).await.unwrap();
     lc.embedded_chain().unwrap().mine();
     assert_eq!(releasable(&lc, w).await, total / U256::from(16));
     release(&lc, &alice, w).await;
-    assert_eq!(lc.smt_balance(alice.address()).await.unwrap(), total * U256::from(5) / U256::from(16));
-    let released = lc.view(w, SmartMeshVesting::released_1Call { token: lc.deployment.token }).await.unwrap();
+    assert_eq!(
+        lc.smt_balance(alice.address()).await.unwrap(),
+        total * U256::from(5) / U256::from(16)
+    );
+    let released = lc
+        .view(
+            w,
+            SmartMeshVesting::released_1Call {
+                token: lc.deployment.token,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(released, total * U256::from(5) / U256::from(16));
 
     // Only the owner can hand the wallet over.
-    let hijack = SmartMeshVesting::transferOwnershipCall { newOwner: stranger.address() };
-    expect_revert(lc.send(&stranger, w, hijack.abi_encode().into()).await, "OwnableUnauthorizedAccount");
+    let hijack = SmartMeshVesting::transferOwnershipCall {
+        newOwner: stranger.address(),
+    };
+    expect_revert(
+        lc.send(&stranger, w, hijack.abi_encode().into()).await,
+        "OwnableUnauthorizedAccount",
+    );
 
     // At the end: everything, and the wallet is empty.
     lc.set_next_block_timestamp(START + 16 * Q).await.unwrap();
     release(&lc, &stranger, w).await;
     assert_eq!(lc.smt_balance(alice.address()).await.unwrap(), total);
     assert_eq!(lc.smt_balance(w).await.unwrap(), U256::ZERO);
-    assert_eq!(lc.smt_balance(stranger.address()).await.unwrap(), stranger_before);
+    assert_eq!(
+        lc.smt_balance(stranger.address()).await.unwrap(),
+        stranger_before
+    );
 }
 
 #[tokio::test]
@@ -166,8 +267,14 @@ async fn bad_schedules_are_refused() {
         data.extend_from_slice(&args.abi_encode());
         data
     };
-    expect_revert(lc.deploy_contract(&deployer, code(1_001, 100)).await, "InvalidCliffDuration");
-    expect_revert(lc.deploy_contract(&deployer, code(10, 0)).await, "InvalidReleasePeriod");
+    expect_revert(
+        lc.deploy_contract(&deployer, code(1_001, 100)).await,
+        "InvalidCliffDuration",
+    );
+    expect_revert(
+        lc.deploy_contract(&deployer, code(10, 0)).await,
+        "InvalidReleasePeriod",
+    );
     let zero_owner = SmartMeshVesting::constructorCall {
         beneficiary: Address::ZERO,
         startTimestamp: START,
@@ -177,13 +284,28 @@ async fn bad_schedules_are_refused() {
     };
     let mut data = artifacts::smart_mesh_vesting().bytecode.to_vec();
     data.extend_from_slice(&zero_owner.abi_encode());
-    expect_revert(lc.deploy_contract(&deployer, data).await, "OwnableInvalidOwner");
-    lc.deploy_contract(&deployer, code(1_000, 100)).await.unwrap();
+    expect_revert(
+        lc.deploy_contract(&deployer, data).await,
+        "OwnableInvalidOwner",
+    );
+    lc.deploy_contract(&deployer, code(1_000, 100))
+        .await
+        .unwrap();
 
     // The deployment config refuses such allocations before sending anything.
-    let bad = VestingAllocation { beneficiary: alice.address(), amount: smt(1), start: START, duration: 10, cliff: 11, release_period: 5 };
+    let bad = VestingAllocation {
+        beneficiary: alice.address(),
+        amount: smt(1),
+        start: START,
+        duration: 10,
+        cliff: 11,
+        release_period: 5,
+    };
     let config = EmbeddedConfig {
-        deploy: Some(smartmesh_chain::deploy::DeployConfig { vesting: vec![bad], ..Default::default() }),
+        deploy: Some(smartmesh_chain::deploy::DeployConfig {
+            vesting: vec![bad],
+            ..Default::default()
+        }),
         ..EmbeddedConfig::default()
     };
     assert!(EmbeddedChain::new(config).is_err());

@@ -4,12 +4,14 @@
 
 use super::channel::{open_funded, plain, raw_proof, settle_checked};
 use super::{
-    FlowResult, balances, block_time, events, expect_revert, expected_settlement, high_s_twin, keys, remaining, word,
+    FlowResult, balances, block_time, events, expect_revert, expected_settlement, high_s_twin,
+    keys, remaining, word,
 };
 use crate::{Lifecycle, SETTLE_TIMEOUT, SignedBalance, smt};
 use alloy::sol_types::{SolCall, SolConstructor};
 use smartmesh_chain::token_network::{
-    Balance, Channel, ChannelOutcome, ChannelTracker, TokenNetworkSigner, calls, no_balance, opened_channel_id,
+    Balance, Channel, ChannelOutcome, ChannelTracker, TokenNetworkSigner, calls, no_balance,
+    opened_channel_id,
 };
 use smartmesh_chain::{ChainError, TxReceipt};
 use smartmesh_contracts::{ReentrantToken, SmartMeshToken, TokenNetwork, artifacts};
@@ -32,7 +34,11 @@ pub struct OtherNetwork {
 
 impl OtherNetwork {
     /// Deploys a TokenNetwork over `token` with the lifecycle's registry and timeouts.
-    pub async fn deploy(lc: &Lifecycle, by: &PrivateKey, token: Address) -> Result<Self, ChainError> {
+    pub async fn deploy(
+        lc: &Lifecycle,
+        by: &PrivateKey,
+        token: Address,
+    ) -> Result<Self, ChainError> {
         let args = TokenNetwork::constructorCall {
             token_: token,
             secretRegistry_: lc.deployment.secret_registry,
@@ -51,7 +57,12 @@ impl OtherNetwork {
     }
 
     /// Sends `data` to this network and tracks its events.
-    pub async fn send(&mut self, lc: &Lifecycle, from: &PrivateKey, data: Bytes) -> Result<TxReceipt, ChainError> {
+    pub async fn send(
+        &mut self,
+        lc: &Lifecycle,
+        from: &PrivateKey,
+        data: Bytes,
+    ) -> Result<TxReceipt, ChainError> {
         let receipt = lc.send(from, self.address, data).await?;
         self.tracker.apply_all(&receipt.logs);
         Ok(receipt)
@@ -59,24 +70,47 @@ impl OtherNetwork {
 
     /// The tracked state of channel `id`.
     pub fn channel(&self, id: U256) -> Result<Channel, ChainError> {
-        self.tracker.channel(id).cloned().ok_or_else(|| ChainError::Invalid(format!("channel {id} is not open")))
+        self.tracker
+            .channel(id)
+            .cloned()
+            .ok_or_else(|| ChainError::Invalid(format!("channel {id} is not open")))
     }
 
     /// Opens a channel `a`–`b` from `a`.
-    pub async fn open(&mut self, lc: &Lifecycle, a: &PrivateKey, b: &PrivateKey) -> Result<U256, ChainError> {
-        let receipt = self.send(lc, a, calls::open(a.address(), b.address(), SETTLE_TIMEOUT)).await?;
-        opened_channel_id(&receipt.logs).ok_or_else(|| ChainError::InvalidResponse("no ChannelOpened".into()))
+    pub async fn open(
+        &mut self,
+        lc: &Lifecycle,
+        a: &PrivateKey,
+        b: &PrivateKey,
+    ) -> Result<U256, ChainError> {
+        let receipt = self
+            .send(lc, a, calls::open(a.address(), b.address(), SETTLE_TIMEOUT))
+            .await?;
+        opened_channel_id(&receipt.logs)
+            .ok_or_else(|| ChainError::InvalidResponse("no ChannelOpened".into()))
     }
 
     /// Raises `who`'s total deposit.
-    pub async fn deposit(&mut self, lc: &Lifecycle, id: U256, who: &PrivateKey, total: U256) -> Result<TxReceipt, ChainError> {
+    pub async fn deposit(
+        &mut self,
+        lc: &Lifecycle,
+        id: U256,
+        who: &PrivateKey,
+        total: U256,
+    ) -> Result<TxReceipt, ChainError> {
         let ch = self.channel(id)?;
-        self.send(lc, who, calls::set_total_deposit(id, &ch, who.address(), total)).await
+        self.send(
+            lc,
+            who,
+            calls::set_total_deposit(id, &ch, who.address(), total),
+        )
+        .await
     }
 
     /// Token balance of `who` (any ERC-20).
     pub async fn balance_of(&self, lc: &Lifecycle, who: Address) -> Result<U256, ChainError> {
-        lc.view(self.token, SmartMeshToken::balanceOfCall { account: who }).await
+        lc.view(self.token, SmartMeshToken::balanceOfCall { account: who })
+            .await
     }
 
     /// Token balances of several accounts.
@@ -90,9 +124,17 @@ impl OtherNetwork {
 }
 
 /// Approves `spender` for everything of `token` from each key.
-async fn approve_all(lc: &Lifecycle, token: Address, spender: Address, owners: &[&PrivateKey]) -> FlowResult {
+async fn approve_all(
+    lc: &Lifecycle,
+    token: Address,
+    spender: Address,
+    owners: &[&PrivateKey],
+) -> FlowResult {
     for owner in owners {
-        let call = SmartMeshToken::approveCall { spender, value: U256::MAX };
+        let call = SmartMeshToken::approveCall {
+            spender,
+            value: U256::MAX,
+        };
         lc.send(owner, token, call.abi_encode().into()).await?;
     }
     Ok(())
@@ -111,20 +153,37 @@ async fn assert_penalized(
     let amount = remaining(ch);
     let ev = events::<TokenNetwork::ChannelPenalized>(receipt);
     assert_eq!(ev.len(), 1, "one ChannelPenalized");
-    assert_eq!((ev[0].id, ev[0].beneficiary, ev[0].amount), (id, beneficiary, amount));
+    assert_eq!(
+        (ev[0].id, ev[0].beneficiary, ev[0].amount),
+        (id, beneficiary, amount)
+    );
     let closer = ch.closer;
     let who = [closer, beneficiary, lc.deployment.token_network];
     let after = balances(lc, &who).await?;
-    assert_eq!(after, vec![before[0], before[1] + amount, before[2] - amount], "everything to the non-closer");
+    assert_eq!(
+        after,
+        vec![before[0], before[1] + amount, before[2] - amount],
+        "everything to the non-closer"
+    );
     assert_eq!(lc.channel_hash(id).await?, B256::ZERO);
-    assert_eq!(lc.tracker.outcome(id), Some(&ChannelOutcome::Penalized { beneficiary, amount }));
+    assert_eq!(
+        lc.tracker.outcome(id),
+        Some(&ChannelOutcome::Penalized {
+            beneficiary,
+            amount
+        })
+    );
     // Finished: nothing more can happen to it.
     lc.increase_time(ch.settleTimeout + 1).await?;
     let by = lc.keys[0].clone();
-    expect_revert(lc.tn(&by, calls::settle(id, ch)).await, "ChannelStateMismatch");
+    expect_revert(
+        lc.tn(&by, calls::settle(id, ch)).await,
+        "ChannelStateMismatch",
+    );
     let again = calls::update(id, ch, no_balance(), B256::ZERO, Bytes::new(), Bytes::new());
     expect_revert(lc.tn(&by, again).await, "ChannelStateMismatch");
-    let coop = calls::cooperative_settle(id, ch, U256::ZERO, U256::ZERO, Bytes::new(), Bytes::new());
+    let coop =
+        calls::cooperative_settle(id, ch, U256::ZERO, U256::ZERO, Bytes::new(), Bytes::new());
     expect_revert(lc.tn(&by, coop).await, "ChannelStateMismatch");
     Ok(())
 }
@@ -148,10 +207,22 @@ pub async fn penalty_higher_nonce(lc: &mut Lifecycle) -> FlowResult {
     lc.close(id, a, Some(&b1), &a1.balance).await?;
 
     // A "newer proof" the closer never signed.
-    let forged = SignedBalance { signature: lc.signer.balance_proof(b, id, &plain(4, smt(90)), a3.message_hash), balance: plain(4, smt(90)), ..a3.clone() };
+    let forged = SignedBalance {
+        signature: lc
+            .signer
+            .balance_proof(b, id, &plain(4, smt(90)), a3.message_hash),
+        balance: plain(4, smt(90)),
+        ..a3.clone()
+    };
     expect_revert(lc.update(id, b, &forged).await, "InvalidSigner");
-    let unsigned = SignedBalance { signature: Bytes::new(), ..a3.clone() };
-    expect_revert(lc.update(id, b, &unsigned).await, "ECDSAInvalidSignatureLength");
+    let unsigned = SignedBalance {
+        signature: Bytes::new(),
+        ..a3.clone()
+    };
+    expect_revert(
+        lc.update(id, b, &unsigned).await,
+        "ECDSAInvalidSignatureLength",
+    );
 
     lc.update(id, b, &a1).await?; // b first confirms the stale declaration...
     let ch = lc.channel(id)?;
@@ -178,12 +249,31 @@ pub async fn penalty_same_nonce_different_content(lc: &mut Lifecycle) -> FlowRes
     let k = keys(lc, 2);
     let (a, b) = (&k[0], &k[1]);
     let root = word("locksroot");
-    let declared = Balance { nonce: 4, transferredAmount: smt(40), lockedAmount: smt(3), locksroot: root };
+    let declared = Balance {
+        nonce: 4,
+        transferredAmount: smt(40),
+        lockedAmount: smt(3),
+        locksroot: root,
+    };
     let variants = [
-        Balance { transferredAmount: smt(41), ..declared.clone() },
-        Balance { lockedAmount: smt(2), ..declared.clone() },
-        Balance { locksroot: word("other root"), ..declared.clone() },
-        Balance { transferredAmount: smt(10), lockedAmount: U256::ZERO, locksroot: B256::ZERO, ..declared.clone() },
+        Balance {
+            transferredAmount: smt(41),
+            ..declared.clone()
+        },
+        Balance {
+            lockedAmount: smt(2),
+            ..declared.clone()
+        },
+        Balance {
+            locksroot: word("other root"),
+            ..declared.clone()
+        },
+        Balance {
+            transferredAmount: smt(10),
+            lockedAmount: U256::ZERO,
+            locksroot: B256::ZERO,
+            ..declared.clone()
+        },
     ];
     for evidence in variants {
         let id = open_funded(lc, a, b, smt(100), smt(100)).await?;
@@ -233,13 +323,24 @@ pub async fn penalty_by_delegate(lc: &mut Lifecycle) -> FlowResult {
     lc.close(id, a, None, &a1.balance).await?;
     // Without the non-closer's authorization the delegate cannot act.
     let ch = lc.channel(id)?;
-    let call = calls::update(id, &ch, a2.balance.clone(), a2.message_hash, a2.signature.clone(), Bytes::new());
+    let call = calls::update(
+        id,
+        &ch,
+        a2.balance.clone(),
+        a2.message_hash,
+        a2.signature.clone(),
+        Bytes::new(),
+    );
     expect_revert(lc.tn(c, call).await, "ECDSAInvalidSignatureLength");
     let watcher = lc.smt_balance(c.address()).await?;
     let before = balances(lc, &[a.address(), b.address(), lc.deployment.token_network]).await?;
     let receipt = lc.update_by_delegate(id, c, b, &a2).await?;
     assert_penalized(lc, id, &ch, &receipt, b.address(), &before).await?;
-    assert_eq!(lc.smt_balance(c.address()).await?, watcher, "the watchtower gains nothing on chain");
+    assert_eq!(
+        lc.smt_balance(c.address()).await?,
+        watcher,
+        "the watchtower gains nothing on chain"
+    );
     Ok(())
 }
 
@@ -268,20 +369,27 @@ async fn honest_case(
     } else {
         open_funded(lc, partner, closer, smt(100), smt(100)).await?
     };
-    assert_eq!(lc.channel(id)?.participant1 == closer.address(), closer_first);
+    assert_eq!(
+        lc.channel(id)?.participant1 == closer.address(),
+        closer_first
+    );
     let now = lc.now().await?;
-    let lock = |amount: u64, label: &str| eip712::Lock { expiration: now + 5_000, amount: smt(amount), secrethash: keccak256(word(label)) };
+    let lock = |amount: u64, label: &str| eip712::Lock {
+        expiration: now + 5_000,
+        amount: smt(amount),
+        secrethash: keccak256(word(label)),
+    };
     let (x1, x2, x3) = (lock(5, "x1"), lock(7, "x2"), lock(1, "x3"));
     // The closer's whole history: (transferred, locks) per nonce 1..=9.
     let history: Vec<(u64, Vec<eip712::Lock>)> = vec![
         (10, vec![]),
         (10, vec![x1]),
         (10, vec![x1, x2]),
-        (15, vec![x2]),     // x1 unlocked off chain
+        (15, vec![x2]), // x1 unlocked off chain
         (15, vec![x2, x3]),
-        (15, vec![x3]),     // x2 expired and removed
-        (22, vec![]),       // x3 unlocked
-        (22, vec![]),       // the same amount again (e.g. a fee-only update)
+        (15, vec![x3]), // x2 expired and removed
+        (22, vec![]),   // x3 unlocked
+        (22, vec![]),   // the same amount again (e.g. a fee-only update)
         (40, vec![]),
     ];
     let proofs: Vec<SignedBalance> = history
@@ -291,9 +399,14 @@ async fn honest_case(
         .collect();
     let newest = proofs.last().expect("a history").clone();
     let partner_newest = lc.proof(partner, id, 3, smt(7));
-    lc.close(id, closer, Some(&partner_newest), &newest.balance).await?;
+    lc.close(id, closer, Some(&partner_newest), &newest.balance)
+        .await?;
 
-    let who = [closer.address(), partner.address(), lc.deployment.token_network];
+    let who = [
+        closer.address(),
+        partner.address(),
+        lc.deployment.token_network,
+    ];
     let before = balances(lc, &who).await?;
     for round in 0..2 {
         for (i, proof) in proofs.iter().enumerate() {
@@ -305,7 +418,10 @@ async fn honest_case(
             } else if round == 0 {
                 let receipt = direct.expect("the newest proof confirms the declaration");
                 assert!(events::<TokenNetwork::ChannelPenalized>(&receipt).is_empty());
-                assert_eq!(events::<TokenNetwork::NonClosingBalanceProofUpdated>(&receipt).len(), 1);
+                assert_eq!(
+                    events::<TokenNetwork::NonClosingBalanceProofUpdated>(&receipt).len(),
+                    1
+                );
                 expect_revert(delegated, "AlreadyConfirmed");
             } else {
                 expect_revert(direct, "AlreadyConfirmed");
@@ -313,12 +429,24 @@ async fn honest_case(
             }
         }
     }
-    assert_eq!(balances(lc, &who).await?, before, "no attempt moved a token");
+    assert_eq!(
+        balances(lc, &who).await?,
+        before,
+        "no attempt moved a token"
+    );
     let ch = lc.channel(id)?;
     assert!(ch.confirmed);
     let s = settle_checked(lc, id, tower).await?;
-    let (closer_paid, partner_paid) = if ch.participant1 == closer.address() { (s.amount1, s.amount2) } else { (s.amount2, s.amount1) };
-    assert_eq!((closer_paid, partner_paid), (smt(67), smt(133)), "closer: 100 - 40 + 7");
+    let (closer_paid, partner_paid) = if ch.participant1 == closer.address() {
+        (s.amount1, s.amount2)
+    } else {
+        (s.amount2, s.amount1)
+    };
+    assert_eq!(
+        (closer_paid, partner_paid),
+        (smt(67), smt(133)),
+        "closer: 100 - 40 + 7"
+    );
     Ok(())
 }
 
@@ -330,12 +458,19 @@ pub async fn known_limitation_higher_declared_nonce(lc: &mut Lifecycle) -> FlowR
     let (a, b) = (&k[0], &k[1]);
     let id = open_funded(lc, a, b, smt(100), smt(100)).await?;
     let now = lc.now().await?;
-    let locks = [eip712::Lock { expiration: now + 5_000, amount: smt(10), secrethash: keccak256(word("k1")) }];
+    let locks = [eip712::Lock {
+        expiration: now + 5_000,
+        amount: smt(10),
+        secrethash: keccak256(word("k1")),
+    }];
     let a3 = lc.proof_with_locks(a, id, 3, smt(30), &locks);
     lc.close(id, a, None, &plain(7, smt(30))).await?;
     expect_revert(lc.update(id, b, &a3).await, "BalanceProofTooOld");
     let s = settle_checked(lc, id, b).await?;
-    assert_eq!((s.amount1, s.kept1, s.amount2), (smt(70), U256::ZERO, smt(130)));
+    assert_eq!(
+        (s.amount1, s.kept1, s.amount2),
+        (smt(70), U256::ZERO, smt(130))
+    );
     Ok(())
 }
 
@@ -353,23 +488,50 @@ pub async fn reopened_channel_old_signatures_dead(lc: &mut Lifecycle) -> FlowRes
     let exp = U256::from(lc.now().await? + 10_000);
     let wa = lc.signer.withdraw(a, old, a.address(), smt(5), exp);
     let wb = lc.signer.withdraw(b, old, a.address(), smt(5), exp);
-    let ca = lc.signer.cooperative_settle(a, old, &old_ch, smt(50), smt(50));
-    let cb = lc.signer.cooperative_settle(b, old, &old_ch, smt(50), smt(50));
+    let ca = lc
+        .signer
+        .cooperative_settle(a, old, &old_ch, smt(50), smt(50));
+    let cb = lc
+        .signer
+        .cooperative_settle(b, old, &old_ch, smt(50), smt(50));
     lc.cooperative_settle(old, a, b, smt(60), smt(40)).await?;
 
     let new = open_funded(lc, a, b, smt(50), smt(50)).await?;
     assert!(new > old, "a new id");
-    assert_eq!(lc.view(lc.deployment.token_network, TokenNetwork::channelCounterCall {}).await?, new);
+    assert_eq!(
+        lc.view(
+            lc.deployment.token_network,
+            TokenNetwork::channelCounterCall {}
+        )
+        .await?,
+        new
+    );
     let ch = lc.channel(new)?;
-    assert_eq!((ch.participant1, ch.participant2), (old_ch.participant1, old_ch.participant2));
+    assert_eq!(
+        (ch.participant1, ch.participant2),
+        (old_ch.participant1, old_ch.participant2)
+    );
 
-    expect_revert(lc.close(new, a, Some(&b_old), &no_balance()).await, "InvalidSigner");
+    expect_revert(
+        lc.close(new, a, Some(&b_old), &no_balance()).await,
+        "InvalidSigner",
+    );
     let withdraw = calls::withdraw(new, &ch, a.address(), smt(5), exp, wa, wb);
     expect_revert(lc.tn(a, withdraw).await, "InvalidSigner");
     let coop = calls::cooperative_settle(new, &ch, smt(50), smt(50), ca, cb);
     expect_revert(lc.tn(a, coop).await, "InvalidSigner");
-    expect_revert(lc.tn(a, calls::settle(old, &old_ch)).await, "ChannelStateMismatch");
-    expect_revert(lc.tn(a, calls::set_total_deposit(old, &old_ch, a.address(), smt(60))).await, "ChannelStateMismatch");
+    expect_revert(
+        lc.tn(a, calls::settle(old, &old_ch)).await,
+        "ChannelStateMismatch",
+    );
+    expect_revert(
+        lc.tn(
+            a,
+            calls::set_total_deposit(old, &old_ch, a.address(), smt(60)),
+        )
+        .await,
+        "ChannelStateMismatch",
+    );
 
     let b_new = lc.proof(b, new, 1, smt(10));
     lc.close(new, a, Some(&b_new), &no_balance()).await?;
@@ -403,15 +565,39 @@ pub async fn replay_across_domains(lc: &mut Lifecycle) -> FlowResult {
     let on_other_chain = other_chain.balance_proof(b, id, &balance, message);
     let on_sibling = lc.signer.balance_proof(b, sibling, &balance, message);
     for signature in [on_other.clone(), on_other_chain, on_sibling] {
-        let proof = SignedBalance { balance: balance.clone(), message_hash: message, signature };
-        expect_revert(lc.close(id, a, Some(&proof), &no_balance()).await, "InvalidSigner");
+        let proof = SignedBalance {
+            balance: balance.clone(),
+            message_hash: message,
+            signature,
+        };
+        expect_revert(
+            lc.close(id, a, Some(&proof), &no_balance()).await,
+            "InvalidSigner",
+        );
     }
     let ch = lc.channel(id)?;
     let exp = U256::from(lc.now().await? + 1_000);
-    let w = |s: &TokenNetworkSigner, key: &PrivateKey| s.withdraw(key, id, a.address(), smt(5), exp);
-    let withdraw = calls::withdraw(id, &ch, a.address(), smt(5), exp, w(&other.signer, a), w(&other.signer, b));
+    let w =
+        |s: &TokenNetworkSigner, key: &PrivateKey| s.withdraw(key, id, a.address(), smt(5), exp);
+    let withdraw = calls::withdraw(
+        id,
+        &ch,
+        a.address(),
+        smt(5),
+        exp,
+        w(&other.signer, a),
+        w(&other.signer, b),
+    );
     expect_revert(lc.tn(a, withdraw).await, "InvalidSigner");
-    let withdraw = calls::withdraw(id, &ch, a.address(), smt(5), exp, w(&other_chain, a), w(&other_chain, b));
+    let withdraw = calls::withdraw(
+        id,
+        &ch,
+        a.address(),
+        smt(5),
+        exp,
+        w(&other_chain, a),
+        w(&other_chain, b),
+    );
     expect_revert(lc.tn(a, withdraw).await, "InvalidSigner");
     let coop = calls::cooperative_settle(
         id,
@@ -424,9 +610,20 @@ pub async fn replay_across_domains(lc: &mut Lifecycle) -> FlowResult {
     expect_revert(lc.tn(a, coop).await, "InvalidSigner");
 
     // Each signature is good where it was made.
-    let proof = SignedBalance { balance: balance.clone(), message_hash: message, signature: on_other.clone() };
+    let proof = SignedBalance {
+        balance: balance.clone(),
+        message_hash: message,
+        signature: on_other.clone(),
+    };
     let och = other.channel(oid)?;
-    let close = calls::close(oid, &och, proof.balance.clone(), proof.message_hash, proof.signature.clone(), no_balance());
+    let close = calls::close(
+        oid,
+        &och,
+        proof.balance.clone(),
+        proof.message_hash,
+        proof.signature.clone(),
+        no_balance(),
+    );
     other.send(lc, a, close).await?;
     let here = lc.proof(b, id, 1, smt(10));
     lc.close(id, b, None, &here.balance).await?;
@@ -439,7 +636,11 @@ pub async fn replay_across_domains(lc: &mut Lifecycle) -> FlowResult {
         lc.signer.balance_proof(b, sibling, &newer, message),
     ];
     for signature in elsewhere {
-        let proof = SignedBalance { balance: newer.clone(), message_hash: message, signature };
+        let proof = SignedBalance {
+            balance: newer.clone(),
+            message_hash: message,
+            signature,
+        };
         expect_revert(lc.update(id, a, &proof).await, "InvalidSigner");
     }
     lc.update(id, a, &here).await?;
@@ -456,31 +657,75 @@ pub async fn high_s_signatures_rejected(lc: &mut Lifecycle) -> FlowResult {
     let (a, b, c) = (&k[0], &k[1], &k[2]);
     let id = open_funded(lc, a, b, smt(100), smt(100)).await?;
     let b1 = lc.proof(b, id, 1, smt(10));
-    let twin = SignedBalance { signature: high_s_twin(&b1.signature), ..b1.clone() };
-    expect_revert(lc.close(id, a, Some(&twin), &no_balance()).await, "ECDSAInvalidSignatureS");
+    let twin = SignedBalance {
+        signature: high_s_twin(&b1.signature),
+        ..b1.clone()
+    };
+    expect_revert(
+        lc.close(id, a, Some(&twin), &no_balance()).await,
+        "ECDSAInvalidSignatureS",
+    );
     let mut bad_v = b1.signature.to_vec();
     bad_v[64] = 0;
-    let bad_v = SignedBalance { signature: bad_v.into(), ..b1.clone() };
-    expect_revert(lc.close(id, a, Some(&bad_v), &no_balance()).await, "ECDSAInvalidSignature");
+    let bad_v = SignedBalance {
+        signature: bad_v.into(),
+        ..b1.clone()
+    };
+    expect_revert(
+        lc.close(id, a, Some(&bad_v), &no_balance()).await,
+        "ECDSAInvalidSignature",
+    );
 
     let ch = lc.channel(id)?;
     let exp = U256::from(lc.now().await? + 1_000);
     let wa = lc.signer.withdraw(a, id, a.address(), smt(5), exp);
     let wb = lc.signer.withdraw(b, id, a.address(), smt(5), exp);
-    let twin_call = calls::withdraw(id, &ch, a.address(), smt(5), exp, wa.clone(), high_s_twin(&wb));
+    let twin_call = calls::withdraw(
+        id,
+        &ch,
+        a.address(),
+        smt(5),
+        exp,
+        wa.clone(),
+        high_s_twin(&wb),
+    );
     expect_revert(lc.tn(a, twin_call).await, "ECDSAInvalidSignatureS");
-    let twin_call = calls::withdraw(id, &ch, a.address(), smt(5), exp, high_s_twin(&wa), wb.clone());
+    let twin_call = calls::withdraw(
+        id,
+        &ch,
+        a.address(),
+        smt(5),
+        exp,
+        high_s_twin(&wa),
+        wb.clone(),
+    );
     expect_revert(lc.tn(a, twin_call).await, "ECDSAInvalidSignatureS");
-    lc.tn(a, calls::withdraw(id, &ch, a.address(), smt(5), exp, wa, wb)).await?;
+    lc.tn(
+        a,
+        calls::withdraw(id, &ch, a.address(), smt(5), exp, wa, wb),
+    )
+    .await?;
 
     let a1 = lc.proof(a, id, 1, smt(10));
     let a2 = lc.proof(a, id, 2, smt(20));
     lc.close(id, a, Some(&b1), &a1.balance).await?;
     let ch = lc.channel(id)?;
-    let auth = lc.signer.update_authorization(b, id, a.address(), &a1.balance, a1.message_hash);
-    let call = calls::update(id, &ch, a1.balance.clone(), a1.message_hash, a1.signature.clone(), high_s_twin(&auth));
+    let auth = lc
+        .signer
+        .update_authorization(b, id, a.address(), &a1.balance, a1.message_hash);
+    let call = calls::update(
+        id,
+        &ch,
+        a1.balance.clone(),
+        a1.message_hash,
+        a1.signature.clone(),
+        high_s_twin(&auth),
+    );
     expect_revert(lc.tn(c, call).await, "ECDSAInvalidSignatureS");
-    let twin_a2 = SignedBalance { signature: high_s_twin(&a2.signature), ..a2.clone() };
+    let twin_a2 = SignedBalance {
+        signature: high_s_twin(&a2.signature),
+        ..a2.clone()
+    };
     expect_revert(lc.update(id, b, &twin_a2).await, "ECDSAInvalidSignatureS");
     let before = balances(lc, &[a.address(), b.address(), lc.deployment.token_network]).await?;
     let receipt = lc.update(id, b, &a2).await?;
@@ -497,15 +742,25 @@ pub async fn high_s_signatures_rejected(lc: &mut Lifecycle) -> FlowResult {
 pub async fn token_reentrancy_refused(lc: &mut Lifecycle) -> FlowResult {
     let k = keys(lc, 3);
     let (a, b, c) = (&k[0], &k[1], &k[2]);
-    let ret = lc.deploy_contract(c, artifacts::reentrant_token().bytecode.to_vec()).await?;
+    let ret = lc
+        .deploy_contract(c, artifacts::reentrant_token().bytecode.to_vec())
+        .await?;
     let mut net = OtherNetwork::deploy(lc, c, ret).await?;
     for key in [a, b] {
-        let mint = ReentrantToken::mintCall { to: key.address(), amount: smt(1_000) };
+        let mint = ReentrantToken::mintCall {
+            to: key.address(),
+            amount: smt(1_000),
+        };
         lc.send(c, ret, mint.abi_encode().into()).await?;
     }
     approve_all(lc, ret, net.address, &[a, b]).await?;
     let arm = |target: Address, data: Bytes| -> Bytes {
-        ReentrantToken::setReentryCall { target_: target, callData_: data }.abi_encode().into()
+        ReentrantToken::setReentryCall {
+            target_: target,
+            callData_: data,
+        }
+        .abi_encode()
+        .into()
     };
     let who = [a.address(), b.address(), net.address];
 
@@ -516,18 +771,52 @@ pub async fn token_reentrancy_refused(lc: &mut Lifecycle) -> FlowResult {
     // Positive control: the hook fires (the registry has no guard).
     let secret = word("reentrant secret");
     let register = calls_register(secret);
-    lc.send(c, ret, arm(lc.deployment.secret_registry, register)).await?;
+    lc.send(c, ret, arm(lc.deployment.secret_registry, register))
+        .await?;
     let receipt = net.deposit(lc, id, a, smt(110)).await?;
-    assert_eq!(lc.secret_reveal_time(keccak256(secret)).await?, block_time(lc, &receipt), "the hook ran");
-    assert_eq!(lc.view(ret, ReentrantToken::targetCall {}).await?, Address::ZERO, "and disarmed itself");
+    assert_eq!(
+        lc.secret_reveal_time(keccak256(secret)).await?,
+        block_time(lc, &receipt),
+        "the hook ran"
+    );
+    assert_eq!(
+        lc.view(ret, ReentrantToken::targetCall {}).await?,
+        Address::ZERO,
+        "and disarmed itself"
+    );
 
     // Deposit and open-with-deposit.
     let start = net.balances(lc, &who).await?;
     let ch = net.channel(id)?;
-    lc.send(c, ret, arm(net.address, calls::set_total_deposit(id, &ch, a.address(), smt(500)))).await?;
-    expect_revert(net.deposit(lc, id, a, smt(120)).await, "ReentrancyGuardReentrantCall");
-    lc.send(c, ret, arm(net.address, calls::open_with_deposit(b.address(), SETTLE_TIMEOUT, smt(1)))).await?;
-    let r = net.send(lc, a, calls::open_with_deposit(b.address(), SETTLE_TIMEOUT, smt(1))).await;
+    lc.send(
+        c,
+        ret,
+        arm(
+            net.address,
+            calls::set_total_deposit(id, &ch, a.address(), smt(500)),
+        ),
+    )
+    .await?;
+    expect_revert(
+        net.deposit(lc, id, a, smt(120)).await,
+        "ReentrancyGuardReentrantCall",
+    );
+    lc.send(
+        c,
+        ret,
+        arm(
+            net.address,
+            calls::open_with_deposit(b.address(), SETTLE_TIMEOUT, smt(1)),
+        ),
+    )
+    .await?;
+    let r = net
+        .send(
+            lc,
+            a,
+            calls::open_with_deposit(b.address(), SETTLE_TIMEOUT, smt(1)),
+        )
+        .await;
     expect_revert(r, "ReentrancyGuardReentrantCall");
     assert_eq!(net.balances(lc, &who).await?, start);
 
@@ -537,15 +826,25 @@ pub async fn token_reentrancy_refused(lc: &mut Lifecycle) -> FlowResult {
     let wb = net.signer.withdraw(b, id, a.address(), smt(30), exp);
     let withdraw = calls::withdraw(id, &ch, a.address(), smt(30), exp, wa, wb);
     lc.send(c, ret, arm(net.address, withdraw.clone())).await?;
-    expect_revert(net.send(lc, c, withdraw.clone()).await, "ReentrancyGuardReentrantCall");
+    expect_revert(
+        net.send(lc, c, withdraw.clone()).await,
+        "ReentrancyGuardReentrantCall",
+    );
     assert_eq!(net.balances(lc, &who).await?, start, "nothing drained");
     lc.send(c, ret, arm(Address::ZERO, Bytes::new())).await?;
     net.send(lc, c, withdraw).await?;
-    assert_eq!(net.balances(lc, &who).await?, vec![start[0] + smt(30), start[1], start[2] - smt(30)]);
+    assert_eq!(
+        net.balances(lc, &who).await?,
+        vec![start[0] + smt(30), start[1], start[2] - smt(30)]
+    );
 
     // Settle: a second settle, or an unlock of the just-retained locks, from inside.
     let now = lc.now().await?;
-    let locks = [eip712::Lock { expiration: now + 100, amount: smt(5), secrethash: keccak256(word("r-lock")) }];
+    let locks = [eip712::Lock {
+        expiration: now + 100,
+        amount: smt(5),
+        secrethash: keccak256(word("r-lock")),
+    }];
     let balance = Balance {
         nonce: 1,
         transferredAmount: smt(10),
@@ -555,33 +854,54 @@ pub async fn token_reentrancy_refused(lc: &mut Lifecycle) -> FlowResult {
     let message = word("r-msg");
     let sig = net.signer.balance_proof(a, id, &balance, message);
     let ch = net.channel(id)?;
-    net.send(lc, b, calls::close(id, &ch, balance.clone(), message, sig, no_balance())).await?;
+    net.send(
+        lc,
+        b,
+        calls::close(id, &ch, balance.clone(), message, sig, no_balance()),
+    )
+    .await?;
     lc.register_secret(c, word("r-lock")).await?;
     lc.increase_time(SETTLE_TIMEOUT + 1).await?;
     let ch = net.channel(id)?;
     let expected = expected_settlement(&ch);
-    assert_eq!((expected.amount1, expected.kept1, expected.amount2), (smt(65), smt(5), smt(110)));
+    assert_eq!(
+        (expected.amount1, expected.kept1, expected.amount2),
+        (smt(65), smt(5), smt(110))
+    );
     let mid = net.balances(lc, &who).await?;
     let unlock = calls::unlock(id, a.address(), b.address(), eip712::encode_locks(&locks));
     for inner in [calls::settle(id, &ch), unlock.clone()] {
         lc.send(c, ret, arm(net.address, inner)).await?;
-        expect_revert(net.send(lc, c, calls::settle(id, &ch)).await, "ReentrancyGuardReentrantCall");
+        expect_revert(
+            net.send(lc, c, calls::settle(id, &ch)).await,
+            "ReentrancyGuardReentrantCall",
+        );
         assert_eq!(net.balances(lc, &who).await?, mid, "nothing drained");
     }
     lc.send(c, ret, arm(Address::ZERO, Bytes::new())).await?;
     net.send(lc, c, calls::settle(id, &ch)).await?;
     let after = net.balances(lc, &who).await?;
-    assert_eq!(after, vec![mid[0] + smt(65), mid[1] + smt(110), mid[2] - smt(175)]);
+    assert_eq!(
+        after,
+        vec![mid[0] + smt(65), mid[1] + smt(110), mid[2] - smt(175)]
+    );
 
     // Unlock: the same unlock again from inside the payout.
     lc.send(c, ret, arm(net.address, unlock.clone())).await?;
-    expect_revert(net.send(lc, c, unlock.clone()).await, "ReentrancyGuardReentrantCall");
+    expect_revert(
+        net.send(lc, c, unlock.clone()).await,
+        "ReentrancyGuardReentrantCall",
+    );
     assert_eq!(net.balances(lc, &who).await?, after, "nothing drained");
     lc.send(c, ret, arm(Address::ZERO, Bytes::new())).await?;
     net.send(lc, c, unlock.clone()).await?;
     expect_revert(net.send(lc, c, unlock).await, "NoPendingLocks");
     let end = net.balances(lc, &who).await?;
-    assert_eq!(end, vec![after[0], after[1] + smt(5), U256::ZERO], "the network is empty, the ledger exact");
+    assert_eq!(
+        end,
+        vec![after[0], after[1] + smt(5), U256::ZERO],
+        "the network is empty, the ledger exact"
+    );
     assert_eq!(end[0] + end[1], smt(2_000));
 
     // Cooperative settle: the same settlement again from inside the first payout.
@@ -599,17 +919,25 @@ pub async fn token_reentrancy_refused(lc: &mut Lifecycle) -> FlowResult {
     );
     let before = net.balances(lc, &who).await?;
     lc.send(c, ret, arm(net.address, coop.clone())).await?;
-    expect_revert(net.send(lc, c, coop.clone()).await, "ReentrancyGuardReentrantCall");
+    expect_revert(
+        net.send(lc, c, coop.clone()).await,
+        "ReentrancyGuardReentrantCall",
+    );
     assert_eq!(net.balances(lc, &who).await?, before, "nothing drained");
     lc.send(c, ret, arm(Address::ZERO, Bytes::new())).await?;
     net.send(lc, c, coop.clone()).await?;
-    assert_eq!(net.balances(lc, &who).await?, vec![before[0] + smt(12), before[1] + smt(8), U256::ZERO]);
+    assert_eq!(
+        net.balances(lc, &who).await?,
+        vec![before[0] + smt(12), before[1] + smt(8), U256::ZERO]
+    );
     expect_revert(net.send(lc, c, coop).await, "ChannelStateMismatch");
     Ok(())
 }
 
 fn calls_register(secret: B256) -> Bytes {
-    smartmesh_contracts::SecretRegistry::registerSecretCall { secret }.abi_encode().into()
+    smartmesh_contracts::SecretRegistry::registerSecretCall { secret }
+        .abi_encode()
+        .into()
 }
 
 // ---------------------------------------------------------------- arithmetic edges
@@ -621,12 +949,17 @@ fn calls_register(secret: B256) -> Bytes {
 pub async fn settlement_never_overflows_with_huge_deposits(lc: &mut Lifecycle) -> FlowResult {
     let k = keys(lc, 2);
     let (a, b) = (&k[0], &k[1]);
-    let ret = lc.deploy_contract(a, artifacts::reentrant_token().bytecode.to_vec()).await?;
+    let ret = lc
+        .deploy_contract(a, artifacts::reentrant_token().bytecode.to_vec())
+        .await?;
     let mut net = OtherNetwork::deploy(lc, a, ret).await?;
     let d1 = U256::from(1) << 255;
     let d2 = U256::from(1) << 254;
     for (key, amount) in [(a, d1), (b, d2)] {
-        let mint = ReentrantToken::mintCall { to: key.address(), amount };
+        let mint = ReentrantToken::mintCall {
+            to: key.address(),
+            amount,
+        };
         lc.send(a, ret, mint.abi_encode().into()).await?;
     }
     approve_all(lc, ret, net.address, &[a, b]).await?;
@@ -637,7 +970,12 @@ pub async fn settlement_never_overflows_with_huge_deposits(lc: &mut Lifecycle) -
     // than both deposits. net1 = d1 + T2 - T1 exceeds the total: a gets everything.
     let declared = plain(1, d1 + U256::from(1));
     let ch = net.channel(id)?;
-    net.send(lc, b, calls::close(id, &ch, no_balance(), B256::ZERO, Bytes::new(), declared)).await?;
+    net.send(
+        lc,
+        b,
+        calls::close(id, &ch, no_balance(), B256::ZERO, Bytes::new(), declared),
+    )
+    .await?;
     lc.increase_time(SETTLE_TIMEOUT + 1).await?;
     let ch = net.channel(id)?;
     let expected = expected_settlement(&ch);
@@ -646,7 +984,10 @@ pub async fn settlement_never_overflows_with_huge_deposits(lc: &mut Lifecycle) -
         panic!("CONTRACT BUG: settleChannel reverted ({err}) instead of clamping; both deposits are frozen for good")
     });
     let settled = events::<TokenNetwork::ChannelSettled>(&receipt);
-    assert_eq!((settled[0].amount1, settled[0].amount2), (d1 + d2, U256::ZERO));
+    assert_eq!(
+        (settled[0].amount1, settled[0].amount2),
+        (d1 + d2, U256::ZERO)
+    );
     assert_eq!(net.balance_of(lc, a.address()).await?, d1 + d2);
     Ok(())
 }
