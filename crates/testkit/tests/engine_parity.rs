@@ -1,4 +1,4 @@
-//! The engine against the real TokenNetwork on the embedded chain (revm): the proofs
+//! The channel engine against the real TokenNetwork on the embedded chain (revm): the proofs
 //! it signs and the close, penalty and settle actions it emits are accepted by the
 //! contract, and the contract pays exactly what `settlement_amounts` predicts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
