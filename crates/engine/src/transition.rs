@@ -1050,28 +1050,43 @@ fn cooperative_settle(
     let data = coop_data(state, ch, balance1, balance2);
     let recipient = ch.partner.address;
     let message_id = take_message_id(state)?;
-    let mut message = Message::CooperativeSettleRequest(CooperativeSettleRequest {
+    let message = Message::CooperativeSettleRequest(CooperativeSettleRequest {
         message_id,
         settle: data,
         signature: EMPTY_SIGNATURE,
     });
+    let coop = CoopSettleState {
+        balance1,
+        balance2,
+        requested_by_us: true,
+        our_signature: EMPTY_SIGNATURE,
+    };
+    sign_and_enter_coop_settle(state, ctx, channel_id, recipient, message, coop, out);
+    Ok(())
+}
+
+/// Signs our half of a cooperative settlement, marks the channel settling and queues
+/// the message; shared by the request we send and the confirmation we answer with.
+fn sign_and_enter_coop_settle(
+    state: &mut NodeState,
+    ctx: &Context,
+    channel_id: ChannelId,
+    recipient: Address,
+    mut message: Message,
+    mut coop: CoopSettleState,
+    out: &mut Vec<Event>,
+) {
     message.sign(&ctx.key, &ctx.domain);
-    let our_signature = message.signature().copied().unwrap_or(EMPTY_SIGNATURE);
+    coop.our_signature = message.signature().copied().unwrap_or(EMPTY_SIGNATURE);
     if let Some(ch) = state.channels.get_mut(&channel_id) {
         ch.status = ChannelStatus::Settling;
-        ch.coop_settle = Some(CoopSettleState {
-            balance1,
-            balance2,
-            requested_by_us: true,
-            our_signature,
-        });
+        ch.coop_settle = Some(coop);
     }
     out.push(Event::ChannelStatusChanged {
         channel_id,
         status: ChannelStatus::Settling,
     });
     send_queued(state, recipient, message, out);
-    Ok(())
 }
 
 fn receive_coop_request(
@@ -1111,27 +1126,18 @@ fn receive_coop_request(
         _ => return Err(InvalidReason::BadSignature.into()),
     }
     let message_id = take_message_id(state).map_err(|_| InvalidReason::Overflow)?;
-    let mut confirmation = Message::CooperativeSettleConfirmation(CooperativeSettleConfirmation {
+    let confirmation = Message::CooperativeSettleConfirmation(CooperativeSettleConfirmation {
         message_id,
         settle: expected,
         signature: EMPTY_SIGNATURE,
     });
-    confirmation.sign(&ctx.key, &ctx.domain);
-    let our_signature = confirmation.signature().copied().unwrap_or(EMPTY_SIGNATURE);
-    if let Some(ch) = state.channels.get_mut(&channel_id) {
-        ch.status = ChannelStatus::Settling;
-        ch.coop_settle = Some(CoopSettleState {
-            balance1,
-            balance2,
-            requested_by_us: false,
-            our_signature,
-        });
-    }
-    out.push(Event::ChannelStatusChanged {
-        channel_id,
-        status: ChannelStatus::Settling,
-    });
-    send_queued(state, sender, confirmation, out);
+    let coop = CoopSettleState {
+        balance1,
+        balance2,
+        requested_by_us: false,
+        our_signature: EMPTY_SIGNATURE,
+    };
+    sign_and_enter_coop_settle(state, ctx, channel_id, sender, confirmation, coop, out);
     Ok(())
 }
 
