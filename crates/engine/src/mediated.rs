@@ -15,7 +15,7 @@ use crate::event::{ActionError, ContractSend, Event, InvalidReason, PaymentFailu
 use crate::routing::{ChannelGraph, FeeSchedule, find_route};
 use crate::state::{ChannelState, ChannelStatus, NodeState, SignedBalanceProof};
 use crate::transition::{
-    Reject, check_envelope, queue_onchain, send_queued, take_message_id, verify_from,
+    Reject, check_envelope, open_channel, queue_onchain, send_queued, take_message_id, verify_from,
 };
 use serde::{Deserialize, Serialize};
 use smartmesh_primitives::{Address, B256, ChainTime, ChannelId, TokenAmount};
@@ -259,13 +259,7 @@ fn send_locked_transfer(
     route: Vec<Address>,
     out: &mut Vec<Event>,
 ) -> Result<(), ActionError> {
-    let ch = state
-        .channels
-        .get(&channel_id)
-        .ok_or(ActionError::UnknownChannel)?;
-    if !ch.is_open() {
-        return Err(ActionError::ChannelNotOpen);
-    }
+    let ch = open_channel(state, channel_id)?;
     let available = ch.our_capacity();
     if available < lock.amount {
         return Err(ActionError::InsufficientCapacity { available });

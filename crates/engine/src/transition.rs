@@ -265,6 +265,15 @@ fn end_of(ch: &mut ChannelState, participant: Address) -> Option<&mut EndState> 
 
 /// The next message id, checked to be takeable (so that taking it after mutating the
 /// state cannot fail).
+/// The channel `id` if we know it and it is open, for local actions.
+pub(crate) fn open_channel(state: &NodeState, id: ChannelId) -> Result<&ChannelState, ActionError> {
+    let ch = state.channels.get(&id).ok_or(ActionError::UnknownChannel)?;
+    if !ch.is_open() {
+        return Err(ActionError::ChannelNotOpen);
+    }
+    Ok(ch)
+}
+
 pub(crate) fn peek_message_id(state: &NodeState) -> Result<MessageId, ActionError> {
     let id = state.next_message_id;
     id.checked_add(1).map(|_| id).ok_or(ActionError::Overflow)
@@ -1039,13 +1048,7 @@ fn cooperative_settle(
     channel_id: ChannelId,
     out: &mut Vec<Event>,
 ) -> Result<(), ActionError> {
-    let ch = state
-        .channels
-        .get(&channel_id)
-        .ok_or(ActionError::UnknownChannel)?;
-    if !ch.is_open() {
-        return Err(ActionError::ChannelNotOpen);
-    }
+    let ch = open_channel(state, channel_id)?;
     let (balance1, balance2) = coop_balances(ch)?;
     let data = coop_data(state, ch, balance1, balance2);
     let recipient = ch.partner.address;
