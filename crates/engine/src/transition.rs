@@ -514,10 +514,12 @@ pub(crate) fn check_envelope<'a>(
     recipient: Address,
 ) -> Result<Option<&'a mut ChannelState>, Reject> {
     let (chain_id, token_network, us) = (state.chain_id, state.token_network, state.our_address);
-    let ch = state
-        .channels
-        .get_mut(&bp.channel_id)
-        .ok_or(InvalidReason::UnknownChannel)?;
+    // Not acked: the partner may have seen the channel open on chain before we did, and
+    // its retry must find us once we have (an ack would make it drop the proof for good).
+    let ch = state.channels.get_mut(&bp.channel_id).ok_or(Reject {
+        reason: InvalidReason::UnknownChannel,
+        ack: false,
+    })?;
     if ch.partner.address != sender {
         return Err(InvalidReason::NotPartner.into());
     }
