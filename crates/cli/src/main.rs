@@ -1,6 +1,7 @@
 //! `smartmesh`: the command-line entry point. Thin: it parses flags and calls the
 //! library crates.
 
+mod account;
 mod demo;
 mod deploy;
 mod devchain;
@@ -24,6 +25,8 @@ enum Command {
     Deploy(deploy::DeployArgs),
     /// Run the on-chain channel lifecycle on an embedded chain and print a report.
     Demo(demo::DemoArgs),
+    /// Manage the node's keystore v3 files: new, import, list.
+    Account(account::AccountArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
             Command::Devchain(args) => devchain::run(args).await,
             Command::Deploy(args) => deploy::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Account(args) => account::run(args),
         }
     });
     match result {
