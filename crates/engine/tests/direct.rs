@@ -469,7 +469,10 @@ fn regression_transfer_before_receiver_saw_channel_open_was_acked_and_lost() {
 
     let early = b.receive(a.address(), message.clone());
     assert_eq!(invalid_reasons(&early), vec![InvalidReason::UnknownChannel]);
-    assert!(acks(&early).is_empty(), "an unknown channel must not be acked");
+    assert!(
+        acks(&early).is_empty(),
+        "an unknown channel must not be acked"
+    );
 
     b.chain(opened);
     b.chain(deposit);
