@@ -313,21 +313,13 @@ fn send_unlock(
     if !matches!(ch.status, ChannelStatus::Opened | ChannelStatus::Settling) {
         return Ok(false);
     }
-    let Some(lock) = ch.our.locks.iter().find(|l| l.secrethash == hash).copied() else {
+    let Some((_lock, locks, transferred)) = ch
+        .our
+        .after_unlock(hash)
+        .map_err(|_| ActionError::Overflow)?
+    else {
         return Ok(false);
     };
-    let locks: Vec<HashLock> = ch
-        .our
-        .locks
-        .iter()
-        .filter(|l| l.secrethash != hash)
-        .copied()
-        .collect();
-    let transferred = ch
-        .our
-        .transferred()
-        .checked_add(lock.amount)
-        .map_err(|_| ActionError::Overflow)?;
     sign_and_send(
         state,
         ctx,
@@ -945,27 +937,13 @@ fn receive_unlock(
         return Ok(());
     };
     let hash = secrethash(&m.secret);
-    let Some(lock) = ch
+    let Some((lock, locks, transferred)) = ch
         .partner
-        .locks
-        .iter()
-        .find(|l| l.secrethash == hash)
-        .copied()
+        .after_unlock(hash)
+        .map_err(|_| InvalidReason::Overflow)?
     else {
         return Err(InvalidReason::InvalidLock("no pending lock for this secret".into()).into());
     };
-    let locks: Vec<HashLock> = ch
-        .partner
-        .locks
-        .iter()
-        .filter(|l| l.secrethash != hash)
-        .copied()
-        .collect();
-    let transferred = ch
-        .partner
-        .transferred()
-        .checked_add(lock.amount)
-        .map_err(|_| InvalidReason::Overflow)?;
     check_locks(&m.balance_proof, transferred, &locks)?;
     let proof = verify_from(ctx, message, sender)?;
     ch.partner.proof = Some(proof);

@@ -142,6 +142,32 @@ pub struct EndState {
 }
 
 impl EndState {
+    /// The pending lock of `secrethash` and what this side's proof becomes once it is
+    /// unlocked: the remaining locks and the transferred amount plus the lock's amount.
+    /// `Ok(None)` when there is no such lock; `Err` when the sum overflows.
+    pub fn after_unlock(
+        &self,
+        secrethash: B256,
+    ) -> Result<Option<(HashLock, Vec<HashLock>, TokenAmount)>, smartmesh_primitives::PrimitivesError>
+    {
+        let Some(lock) = self
+            .locks
+            .iter()
+            .find(|l| l.secrethash == secrethash)
+            .copied()
+        else {
+            return Ok(None);
+        };
+        let rest = self
+            .locks
+            .iter()
+            .filter(|l| l.secrethash != secrethash)
+            .copied()
+            .collect();
+        let transferred = self.transferred().checked_add(lock.amount)?;
+        Ok(Some((lock, rest, transferred)))
+    }
+
     /// A side with nothing deposited or sent.
     pub fn new(address: Address) -> Self {
         Self {
