@@ -631,10 +631,11 @@ fn receive_locked_transfer(
         return Ok(());
     }
     // Mediator.
-    let (Some(next), rest) = (
-        m.route.first().copied(),
-        m.route.get(1..).unwrap_or_default(),
-    ) else {
+    let next = m.route.first().copied();
+    let rest = m.route.get(1..).unwrap_or_default();
+    let Some(next) = next
+        .filter(|next| *next != us && *next != sender && !rest.contains(&us) && m.initiator != us)
+    else {
         refuse(
             state,
             sender,
@@ -645,17 +646,6 @@ fn receive_locked_transfer(
         );
         return Ok(());
     };
-    if next == us || next == sender || rest.contains(&us) || m.initiator == us {
-        refuse(
-            state,
-            sender,
-            m.payment_id,
-            hash,
-            refusal::INVALID_ROUTE,
-            out,
-        );
-        return Ok(());
-    }
     // Twice the reveal timeout: one for our payee to reveal, one for us to claim.
     let mediator_margin = state
         .now

@@ -265,6 +265,22 @@ fn end_of(ch: &mut ChannelState, participant: Address) -> Option<&mut EndState> 
 
 /// The next message id, checked to be takeable (so that taking it after mutating the
 /// state cannot fail).
+/// The channel `id` if we know it and `sender` is our partner in it, for peer messages.
+fn partner_channel(
+    state: &NodeState,
+    id: ChannelId,
+    sender: Address,
+) -> Result<&ChannelState, Reject> {
+    let ch = state
+        .channels
+        .get(&id)
+        .ok_or(InvalidReason::UnknownChannel)?;
+    if ch.partner.address != sender {
+        return Err(InvalidReason::NotPartner.into());
+    }
+    Ok(ch)
+}
+
 /// The channel `id` if we know it and it is open, for local actions.
 pub(crate) fn open_channel(state: &NodeState, id: ChannelId) -> Result<&ChannelState, ActionError> {
     let ch = state.channels.get(&id).ok_or(ActionError::UnknownChannel)?;
@@ -1103,13 +1119,7 @@ fn receive_coop_request(
     out: &mut Vec<Event>,
 ) -> Result<(), Reject> {
     let channel_id = m.settle.channel_id;
-    let ch = state
-        .channels
-        .get(&channel_id)
-        .ok_or(InvalidReason::UnknownChannel)?;
-    if ch.partner.address != sender {
-        return Err(InvalidReason::NotPartner.into());
-    }
+    let ch = partner_channel(state, channel_id, sender)?;
     if ch.status == ChannelStatus::Settling
         && ch.coop_settle.as_ref().is_some_and(|c| {
             !c.requested_by_us && c.balance1 == m.settle.balance1 && c.balance2 == m.settle.balance2
@@ -1155,13 +1165,7 @@ fn receive_coop_confirmation(
     out: &mut Vec<Event>,
 ) -> Result<(), Reject> {
     let channel_id = m.settle.channel_id;
-    let ch = state
-        .channels
-        .get(&channel_id)
-        .ok_or(InvalidReason::UnknownChannel)?;
-    if ch.partner.address != sender {
-        return Err(InvalidReason::NotPartner.into());
-    }
+    let ch = partner_channel(state, channel_id, sender)?;
     let Some(coop) = ch.coop_settle.as_ref().filter(|c| c.requested_by_us) else {
         return Err(InvalidReason::UnknownPayment.into());
     };
