@@ -10,9 +10,14 @@ use std::time::Duration;
 /// Flags of `smartmesh devchain`.
 #[derive(Debug, Args)]
 pub struct DevchainArgs {
-    /// Port on 127.0.0.1 (0 picks a free one).
+    /// Port (0 picks a free one).
     #[arg(long, default_value_t = 8545)]
     port: u16,
+    /// Address to listen on. Loopback by default; another address serves other hosts
+    /// (the chain is a development chain with well-known keys: never expose it beyond a
+    /// test network).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
     /// Chain id.
     #[arg(long, default_value_t = 1337)]
     chain_id: u64,
@@ -48,10 +53,10 @@ pub async fn run(args: DevchainArgs) -> Result<(), String> {
     if let (Some(path), Some(deployment)) = (&args.deployment_out, chain.deployment()) {
         deployment.write(path).map_err(|e| e.to_string())?;
     }
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
-        .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let (listener, address) =
+        smartmesh_chain::devchain::bind_addr(std::net::SocketAddr::new(args.host, args.port))
+            .await
+            .map_err(|e| e.to_string())?;
     println!("{}", smartmesh_chain::devchain::startup_banner(&chain));
     println!("listening on http://{address}");
     let shutdown = async {
