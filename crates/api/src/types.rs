@@ -307,6 +307,27 @@ pub struct StatusInfo {
     pub channels_open: u64,
     /// Channels not open (closing, closed, settled).
     pub channels_other: u64,
+    /// The link layer's counters.
+    pub links: LinkStatsInfo,
+}
+
+/// Counters of the link layer (in `/status` and `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkStatsInfo {
+    /// Messages handed to a link.
+    pub messages_sent: u64,
+    /// Messages the peer acknowledged.
+    pub messages_acked: u64,
+    /// Messages dropped (queue full, no link, busy peer); the engine sends them again.
+    pub messages_dropped: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Sends waiting for the link task.
+    pub outbound_queue_depth: u64,
+    /// Inbound messages waiting for the node.
+    pub inbound_queue_depth: u64,
+    /// Open connections.
+    pub connections: u64,
 }
 
 /// `POST /v1/fees`: a node's mediation fee (our own when `node` is our address; another

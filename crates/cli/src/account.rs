@@ -59,7 +59,13 @@ fn keystore_dir(args: &AccountArgs) -> Result<PathBuf, String> {
 }
 
 fn password(args: &AccountArgs) -> Result<String, String> {
-    let password = match &args.password_file {
+    read_password(args.password_file.as_deref())
+}
+
+/// The password from the first line of `file`, else from `SMARTMESH_PASSWORD`; empty
+/// passwords are refused.
+pub(crate) fn read_password(file: Option<&Path>) -> Result<String, String> {
+    let password = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read password file {}: {e}", path.display()))?;

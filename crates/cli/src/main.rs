@@ -2,9 +2,11 @@
 //! library crates.
 
 mod account;
+mod client_cmds;
 mod demo;
 mod deploy;
 mod devchain;
+mod node;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,15 +29,32 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Manage the node's keystore v3 files: new, import, list.
     Account(account::AccountArgs),
+    /// Run a node: libp2p links, payment channels, the REST API on loopback.
+    Node(node::NodeArgs),
+    /// Show a running node's status (chain, balances, peers, channels).
+    Status(client_cmds::StatusArgs),
+    /// List, open, fund, withdraw from, close and settle channels.
+    Channel(client_cmds::ChannelArgs),
+    /// Pay an address (directly or over a route).
+    Pay(client_cmds::PayArgs),
+    /// Payments the node took part in.
+    Payments(client_cmds::PaymentsArgs),
+    /// The node's peers.
+    Peers(client_cmds::PeersArgs),
+    /// Recent node events.
+    Events(client_cmds::EventsArgs),
+    /// Mediation fees.
+    Fee(client_cmds::FeeArgs),
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,smartmesh=info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -54,6 +73,14 @@ fn main() -> ExitCode {
             Command::Deploy(args) => deploy::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Account(args) => account::run(args),
+            Command::Node(args) => node::run(args).await,
+            Command::Status(args) => client_cmds::status(args).await,
+            Command::Channel(args) => client_cmds::channel(args).await,
+            Command::Pay(args) => client_cmds::pay(args).await,
+            Command::Payments(args) => client_cmds::payments(args).await,
+            Command::Peers(args) => client_cmds::peers(args).await,
+            Command::Events(args) => client_cmds::events(args).await,
+            Command::Fee(args) => client_cmds::fee(args).await,
         }
     });
     match result {
