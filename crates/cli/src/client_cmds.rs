@@ -16,16 +16,16 @@ use std::path::PathBuf;
 #[derive(Debug, Args)]
 pub struct ClientOpts {
     /// The node's data directory (for its node.json and api-token).
-    #[arg(long, env = "SMARTMESH_DATA_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "SMARTMESH_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// API base URL (default: from <data-dir>/node.json, else http://127.0.0.1:5880).
-    #[arg(long, env = "SMARTMESH_API", value_name = "URL")]
+    #[arg(long, global = true, env = "SMARTMESH_API", value_name = "URL")]
     api: Option<String>,
     /// File holding the API token (default <data-dir>/api-token).
-    #[arg(long, env = "SMARTMESH_API_TOKEN_FILE", value_name = "FILE")]
+    #[arg(long, global = true, env = "SMARTMESH_API_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// Print the node's JSON answer instead of text.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
 }
 

@@ -1,11 +1,17 @@
 //! `smartmesh devchain`: an embedded chain shared over JSON-RPC on loopback.
 
 use clap::Args;
-use smartmesh_chain::deploy::DeployConfig;
+use smartmesh_chain::deploy::{DeployConfig, Grant};
+use smartmesh_primitives::U256;
 use smartmesh_chain::embedded::{EmbeddedChain, EmbeddedConfig, Mining};
 use smartmesh_primitives::ChainId;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Development accounts that hold SMT on a devchain started without a config.
+const DEV_ACCOUNTS_WITH_SMT: usize = 10;
+/// SMT granted to each of them (whole tokens).
+const DEV_GRANT_SMT: u64 = 1_000_000;
 
 /// Flags of `smartmesh devchain`.
 #[derive(Debug, Args)]
@@ -36,7 +42,19 @@ pub struct DevchainArgs {
 pub async fn run(args: DevchainArgs) -> Result<(), String> {
     let deploy = match &args.config {
         Some(path) => DeployConfig::from_file(path).map_err(|e| e.to_string())?,
-        None => DeployConfig::default(),
+        // Without a config, every development account but the deployer gets SMT too,
+        // so nodes using any dev key can fund channels.
+        None => DeployConfig {
+            grants: smartmesh_chain::embedded::dev_keys(DEV_ACCOUNTS_WITH_SMT)
+                .iter()
+                .skip(1)
+                .map(|k| Grant {
+                    to: k.address(),
+                    amount: U256::from(DEV_GRANT_SMT) * U256::from(10u64).pow(U256::from(18u64)),
+                })
+                .collect(),
+            ..DeployConfig::default()
+        },
     };
     let mining = match args.block_time {
         Some(0) => return Err("--block-time must be at least 1 ms".into()),
