@@ -22,7 +22,12 @@ pub struct ClientOpts {
     #[arg(long, global = true, env = "SMARTMESH_API", value_name = "URL")]
     api: Option<String>,
     /// File holding the API token (default <data-dir>/api-token).
-    #[arg(long, global = true, env = "SMARTMESH_API_TOKEN_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "SMARTMESH_API_TOKEN_FILE",
+        value_name = "FILE"
+    )]
     token_file: Option<PathBuf>,
     /// Print the node's JSON answer instead of text.
     #[arg(long, global = true)]

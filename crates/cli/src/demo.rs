@@ -1,19 +1,44 @@
-//! `smartmesh demo`: the on-chain side of SmartMesh on an embedded chain — channels
-//! opened and funded, balance proofs signed off-chain, a stale close punished, honest
-//! and cooperative settlements — with a report of balances, gas and timings.
+//! `smartmesh demo`: a dev chain and four node processes on loopback, driven only
+//! through their REST APIs — channels opened, direct and 3-hop payments, the chain cut
+//! off while payments go on, the chain back (queued close submitted), a stale close
+//! punished, everything settled — with a report that checks the books.
 
 use clap::Args;
-use smartmesh_chain::ChainError;
-use smartmesh_chain::token_network::ChannelOutcome;
-use smartmesh_primitives::{Address, U256};
-use smartmesh_testkit::{Lifecycle, SignedBalance, smt};
-use std::time::Instant;
+use smartmesh_api::ApiClient;
+use smartmesh_api::types::{
+    Amount, ChannelInfo, FeeRequest, OpenChannelRequest, OutcomeInfo, PaymentMode, PaymentRequest,
+    TotalRequest,
+};
+use smartmesh_chain::Chain;
+use smartmesh_chain::deploy::{DeployConfig, Grant};
+use smartmesh_chain::devchain::DevchainServer;
+use smartmesh_chain::embedded::{EmbeddedChain, EmbeddedConfig};
+use smartmesh_chain::token_network::{Balance, ChannelTracker, calls, no_balance};
+use smartmesh_primitives::{Address, PrivateKey, U256};
+use smartmesh_testkit::smt;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Flags of `smartmesh demo`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Only the on-chain side (contracts on an embedded chain), no node processes.
+    #[arg(long)]
+    chain_only: bool,
+    /// Keep the nodes' data directories (printed at the end).
+    #[arg(long)]
+    keep: bool,
+}
 
 const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
+/// Bounded wait for anything the demo waits on.
+const WAIT: Duration = Duration::from_secs(30);
+/// Settle timeout of the demo's channels, seconds of chain time.
+const SETTLE_TIMEOUT: u64 = 30;
+
+type Fallible<T> = Result<T, String>;
 
 fn fmt_smt(amount: U256) -> String {
     let unit = smt(1);
@@ -22,198 +47,656 @@ fn fmt_smt(amount: U256) -> String {
     format!("{whole}.{frac:03}")
 }
 
+/// A node process, killed on drop.
+struct NodeProc {
+    name: &'static str,
+    key: PrivateKey,
+    child: Option<Child>,
+    api: ApiClient,
+    listen: Vec<String>,
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl NodeProc {
+    fn address(&self) -> Address {
+        self.key.address()
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    fn stop(&mut self) -> Fallible<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(format!("{} did not stop on SIGTERM", self.name))
+    }
+}
+
 struct Demo {
-    lc: Lifecycle,
     started: Instant,
-    gas: Vec<(String, u64)>,
+    phase: Instant,
+    phases: Vec<(String, Duration)>,
+    latencies: Vec<Duration>,
 }
 
 impl Demo {
     fn step(&self, text: &str) {
-        println!(
-            "[{:>7.1} ms] {text}",
-            self.started.elapsed().as_secs_f64() * 1e3
-        );
+        println!("[{:>6.1} s] {text}", self.started.elapsed().as_secs_f64());
     }
 
-    fn gas(&mut self, what: &str, gas: u64) {
-        self.gas.push((what.to_string(), gas));
-    }
-
-    async fn balances(&self) -> Result<Vec<U256>, ChainError> {
-        let mut balances = Vec::new();
-        for key in &self.lc.keys {
-            balances.push(self.lc.smt_balance(key.address()).await?);
-        }
-        Ok(balances)
-    }
-
-    /// `count` payments of `each` from `sender`, returning the newest signed proof.
-    fn pay(&self, sender: usize, id: U256, count: u64, each: U256) -> Vec<SignedBalance> {
-        (1..=count)
-            .map(|nonce| {
-                self.lc
-                    .proof(&self.lc.keys[sender], id, nonce, each * U256::from(nonce))
-            })
-            .collect()
+    fn end_phase(&mut self, name: &str) {
+        self.phases.push((name.to_owned(), self.phase.elapsed()));
+        self.phase = Instant::now();
     }
 }
 
-fn name_of(lc: &Lifecycle, who: Address) -> &'static str {
-    lc.keys
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Fallible<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_node(
+    name: &'static str,
+    dev_index: usize,
+    key: PrivateKey,
+    rpc: &str,
+    deployment: &Path,
+    dir: &Path,
+    peers: &[String],
+    fee: Option<(u128, u64)>,
+) -> Fallible<NodeProc> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("node")
+        .args(["--dev-key", &dev_index.to_string(), "--eth-rpc", rpc])
+        .arg("--deployment")
+        .arg(deployment)
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--no-mdns",
+        ])
+        .args(["--settle-timeout", &SETTLE_TIMEOUT.to_string()]);
+    for peer in peers {
+        cmd.args(["--peer", peer]);
+    }
+    if let Some((flat, ppm)) = fee {
+        cmd.args([
+            "--fee-flat",
+            &flat.to_string(),
+            "--fee-ppm",
+            &ppm.to_string(),
+        ]);
+    }
+    let log = std::fs::File::create(dir.with_extension("log"))
+        .map_err(|e| format!("cannot create the log of {name}: {e}"))?;
+    let mut child = cmd
+        .env("RUST_LOG", "warn,smartmesh=info")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sent {
+                continue;
+            }
+            let is_listen = line.starts_with("listening ");
+            if is_listen || line.starts_with("ready ") {
+                lines.push(line);
+            }
+            // The ready line comes first; the listen lines follow at once.
+            if is_listen && lines.iter().any(|l| l.starts_with("ready ")) {
+                let _ = tx.send(lines.clone());
+                sent = true;
+            }
+        }
+    });
+    let mut proc = NodeProc {
+        name,
+        key,
+        child: Some(child),
+        api: ApiClient::new("http://127.0.0.1:1", "x").map_err(|e| e.to_string())?,
+        listen: Vec::new(),
+    };
+    let lines = rx.recv_timeout(WAIT).map_err(|_| {
+        format!(
+            "{name} did not start (see {})",
+            dir.with_extension("log").display()
+        )
+    })?;
+    let url = lines
         .iter()
-        .position(|k| k.address() == who)
-        .map_or("?", |i| NAMES[i])
+        .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("api=")))
+        .ok_or("no api= in the ready line")?;
+    let token = std::fs::read_to_string(dir.join("api-token"))
+        .map_err(|e| format!("{name}: no api-token: {e}"))?;
+    proc.api = ApiClient::new(url, token.trim()).map_err(|e| e.to_string())?;
+    proc.listen = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("listening ").map(str::to_owned))
+        .collect();
+    Ok(proc)
+}
+
+async fn smt_of(chain: &EmbeddedChain, token: Address, who: Address) -> Fallible<U256> {
+    use alloy::sol_types::SolCall;
+    let call = smartmesh_contracts::SmartMeshToken::balanceOfCall { account: who };
+    let out = chain
+        .call(smartmesh_chain::CallRequest::new(token, call.abi_encode()))
+        .await
+        .map_err(|e| e.to_string())?;
+    smartmesh_contracts::SmartMeshToken::balanceOfCall::abi_decode_returns(&out)
+        .map_err(|e| e.to_string())
+}
+
+async fn chain_status(node: &NodeProc) -> Option<String> {
+    node.api.chain().await.ok().map(|c| c.status)
+}
+
+async fn wait_status(nodes: &[&NodeProc], status: &str) -> Fallible<()> {
+    for node in nodes {
+        eventually(
+            &format!("{} to report the chain {status}", node.name),
+            || async { (chain_status(node).await.as_deref() == Some(status)).then_some(()) },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn channel_between(a: &NodeProc, b: Address) -> Fallible<ChannelInfo> {
+    let list = a.api.channels().await.map_err(|e| e.to_string())?;
+    list.into_iter()
+        .find(|c| c.partner == b)
+        .ok_or_else(|| format!("{} has no channel with {b}", a.name))
+}
+
+async fn open(demo: &Demo, a: &NodeProc, b: &NodeProc, ours: u64, theirs: u64) -> Fallible<String> {
+    let opened = a
+        .api
+        .open_channel(&OpenChannelRequest {
+            partner: b.address(),
+            deposit: Amount(smt(ours)),
+            settle_timeout: None,
+        })
+        .await
+        .map_err(|e| format!("{} opens with {}: {e}", a.name, b.name))?;
+    let id = opened.channel_id.clone();
+    eventually(&format!("{} to see channel {id}", b.name), || async {
+        b.api.channel(&id).await.ok()
+    })
+    .await?;
+    if theirs > 0 {
+        b.api
+            .deposit(
+                &id,
+                &TotalRequest {
+                    total: Amount(smt(theirs)),
+                },
+            )
+            .await
+            .map_err(|e| format!("{} deposits: {e}", b.name))?;
+        eventually(
+            &format!("{} to see {}'s deposit", a.name, b.name),
+            || async {
+                let c = a.api.channel(&id).await.ok()?;
+                (c.partner_deposit.0 == smt(theirs)).then_some(())
+            },
+        )
+        .await?;
+    }
+    demo.step(&format!(
+        "channel {id} {}<->{}: {ours} + {theirs} SMT",
+        a.name, b.name
+    ));
+    Ok(id)
+}
+
+async fn pay(
+    demo: &mut Demo,
+    from: &NodeProc,
+    to: &NodeProc,
+    whole_milli: u64,
+    mode: PaymentMode,
+) -> Fallible<()> {
+    let amount = smt(1) / U256::from(1000u64) * U256::from(whole_milli);
+    let started = Instant::now();
+    let paid = from
+        .api
+        .pay(&PaymentRequest {
+            target: to.address(),
+            amount: Amount(amount),
+            mode,
+            wait: true,
+            timeout_ms: Some(20_000),
+        })
+        .await
+        .map_err(|e| format!("{} pays {}: {e}", from.name, to.name))?;
+    if paid.status != "sent" {
+        return Err(format!("{} pays {}: {:?}", from.name, to.name, paid));
+    }
+    demo.latencies.push(started.elapsed());
+    Ok(())
+}
+
+fn median(values: &mut [Duration]) -> Duration {
+    values.sort();
+    values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
 /// Runs the demo.
-pub async fn run(_args: DemoArgs) -> Result<(), String> {
-    let err = |e: ChainError| e.to_string();
-    let started = Instant::now();
-    let lc = Lifecycle::embedded(NAMES.len())
-        .await
-        .map_err(|e| format!("embedded chain: {e}"))?;
-    let mut demo = Demo {
-        lc,
-        started,
-        gas: Vec::new(),
-    };
-    let [alice, bob, carol, dave] = [0, 1, 2, 3].map(|i| demo.lc.keys[i].clone());
-    demo.step(&format!(
-        "embedded chain {} up; SMT {} TokenNetwork {}",
-        demo.lc.deployment.chain_id, demo.lc.deployment.token, demo.lc.deployment.token_network
-    ));
-    let before = demo.balances().await.map_err(err)?;
-
-    // 1. alice and bob: alice will lie at close.
-    let (ab, r) = demo.lc.open(&alice, &bob).await.map_err(err)?;
-    demo.gas("open", r.gas_used);
-    let r = demo.lc.deposit(ab, &alice, smt(1000)).await.map_err(err)?;
-    demo.gas("deposit", r.gas_used);
-    demo.lc.deposit(ab, &bob, smt(1000)).await.map_err(err)?;
-    demo.step(&format!("channel {ab} alice<->bob opened, 1000 SMT each"));
-    let from_alice = demo.pay(0, ab, 5, smt(20));
-    let from_bob = demo.pay(1, ab, 3, smt(10));
-    demo.step(
-        "off-chain: alice paid bob 5 x 20 SMT, bob paid alice 3 x 10 SMT (signed balance proofs)",
-    );
-    let stale = &from_alice[1];
-    let r = demo
-        .lc
-        .close(ab, &alice, from_bob.last(), &stale.balance)
-        .await
-        .map_err(err)?;
-    demo.gas("close", r.gas_used);
-    demo.step(&format!(
-        "alice closes declaring her stale proof (nonce {}, {} SMT sent) instead of nonce 5 (100 SMT)",
-        stale.balance.nonce,
-        fmt_smt(stale.balance.transferredAmount)
-    ));
-    let newest = from_alice.last().ok_or("no proof")?.clone();
-    let r = demo.lc.update(ab, &bob, &newest).await.map_err(err)?;
-    demo.gas("update (penalty)", r.gas_used);
-    match demo.lc.tracker.outcome(ab) {
-        Some(ChannelOutcome::Penalized {
-            beneficiary,
-            amount,
-        }) => demo.step(&format!(
-            "bob presents alice's nonce-5 proof: penalty, {} SMT (the whole deposit) to {}",
-            fmt_smt(*amount),
-            name_of(&demo.lc, *beneficiary)
-        )),
-        other => return Err(format!("expected a penalty, got {other:?}")),
+pub async fn run(args: DemoArgs) -> Result<(), String> {
+    if args.chain_only {
+        return crate::chain_demo::run().await;
     }
+    let tmp = std::env::temp_dir().join(format!("smartmesh-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let result = run_in(&tmp).await;
+    if args.keep || result.is_err() {
+        println!("data directories and node logs kept in {}", tmp.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
 
-    // 2. bob and carol: an honest close, confirmed, settled after the timeout.
-    let (bc, r) = demo
-        .lc
-        .open_with_deposit(&bob, &carol, smt(500))
-        .await
-        .map_err(err)?;
-    demo.gas("open with deposit", r.gas_used);
-    demo.lc.deposit(bc, &carol, smt(500)).await.map_err(err)?;
-    let from_carol = demo.pay(2, bc, 4, smt(30));
-    let from_bob = demo.pay(1, bc, 1, smt(5));
+async fn run_in(tmp: &Path) -> Fallible<()> {
+    let mut demo = Demo {
+        started: Instant::now(),
+        phase: Instant::now(),
+        phases: Vec::new(),
+        latencies: Vec::new(),
+    };
+    // 1. The dev chain, in this process, served over JSON-RPC on loopback.
+    let keys = smartmesh_chain::embedded::dev_keys(NAMES.len() + 1);
+    let chain = EmbeddedChain::new(EmbeddedConfig {
+        deploy: Some(DeployConfig {
+            grants: keys[1..]
+                .iter()
+                .map(|k| Grant {
+                    to: k.address(),
+                    amount: smt(10_000),
+                })
+                .collect(),
+            ..DeployConfig::default()
+        }),
+        ..EmbeddedConfig::default()
+    })
+    .map_err(|e| format!("dev chain: {e}"))?;
+    let deployment = chain.deployment().ok_or("no contracts on the dev chain")?;
+    let deployment_file = tmp.join("deployment.json");
+    deployment
+        .write(&deployment_file)
+        .map_err(|e| e.to_string())?;
+    let mut server = Some(
+        DevchainServer::start(chain.clone(), 0)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let port = server.as_ref().map(|s| s.addr().port()).unwrap_or_default();
+    let rpc = format!("http://127.0.0.1:{port}/");
+    demo.step(&format!("dev chain {} on {rpc}", deployment.chain_id.0));
+
+    let mut nodes: Vec<NodeProc> = Vec::new();
+    for (i, name) in NAMES.iter().enumerate() {
+        let peers: Vec<String> = nodes.iter().flat_map(|n| n.listen.clone()).collect();
+        let fee = matches!(*name, "bob" | "carol").then_some((smt(1).to::<u128>() / 100, 1_000));
+        let node = spawn_node(
+            name,
+            i + 1,
+            keys[i + 1].clone(),
+            &rpc,
+            &deployment_file,
+            &tmp.join(name),
+            &peers,
+            fee,
+        )?;
+        demo.step(&format!(
+            "{name} up: {} api {}",
+            node.address(),
+            node.api.base_url()
+        ));
+        nodes.push(node);
+    }
+    for (i, a) in nodes.iter().enumerate() {
+        for b in &nodes[i + 1..] {
+            eventually(&format!("{} to link to {}", a.name, b.name), || async {
+                let peers = a.api.peers().await.ok()?;
+                peers
+                    .iter()
+                    .any(|p| p.address == b.address() && p.connected)
+                    .then_some(())
+            })
+            .await?;
+        }
+    }
+    demo.step("every node linked to every other (libp2p over TCP, Noise, yamux)");
+    let mut before = Vec::new();
+    for n in &nodes {
+        before.push(smt_of(&chain, deployment.token, n.address()).await?);
+    }
+    demo.end_phase("start chain and 4 node processes");
+
+    // 2. Channels in a line alice - bob - carol - dave.
+    let (alice, bob, carol, dave) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
+    let ab = open(&demo, alice, bob, 1_000, 500).await?;
+    let bc = open(&demo, bob, carol, 1_000, 0).await?;
+    let cd = open(&demo, carol, dave, 1_000, 0).await?;
+    for mediator in [bob, carol] {
+        alice
+            .api
+            .set_fee(&FeeRequest {
+                node: mediator.address(),
+                flat: Amount(smt(1) / U256::from(100u64)),
+                proportional_ppm: 1_000,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    demo.step("alice learns the mediators' fee: 0.01 SMT + 0.1 %");
+    demo.end_phase("open channels");
+
+    // 3. Payments with the chain up.
+    for _ in 0..5 {
+        pay(&mut demo, alice, bob, 10_000, PaymentMode::Direct).await?;
+    }
+    demo.step("alice paid bob 5 x 10 SMT directly");
+    pay(&mut demo, bob, alice, 1_000, PaymentMode::Direct).await?;
+    // Bob's declaration now: what a stale close will claim later.
+    let stale = channel_between(bob, alice.address()).await?.our_balance;
+    pay(&mut demo, bob, alice, 2_000, PaymentMode::Direct).await?;
     demo.step(&format!(
-        "channel {bc} bob<->carol: carol paid bob 4 x 30 SMT, bob paid carol 5 SMT"
+        "bob paid alice 1 SMT then 2 SMT (bob remembers his nonce-{} state)",
+        stale.nonce
     ));
-    let r = demo
-        .lc
-        .close(bc, &bob, from_carol.last(), &from_bob[0].balance)
+    for _ in 0..3 {
+        pay(&mut demo, alice, dave, 20_000, PaymentMode::Mediated).await?;
+    }
+    demo.step("alice paid dave 3 x 20 SMT over bob and carol (hash-locked, 3 hops)");
+    demo.end_phase("payments online");
+
+    // 4. The chain goes away.
+    if let Some(s) = server.take() {
+        s.stop().await.map_err(|e| e.to_string())?;
+    }
+    demo.step("chain cut off (the JSON-RPC server is down)");
+    wait_status(&[alice, bob, carol, dave], "unreachable").await?;
+    demo.step("every node reports the chain unreachable");
+    for _ in 0..3 {
+        pay(&mut demo, alice, bob, 5_000, PaymentMode::Direct).await?;
+    }
+    for _ in 0..2 {
+        pay(&mut demo, alice, dave, 10_000, PaymentMode::Mediated).await?;
+    }
+    pay(&mut demo, dave, carol, 3_000, PaymentMode::Direct).await?;
+    demo.step("off-internet: alice paid bob 3 x 5 SMT, alice paid dave 2 x 10 SMT over 3 hops, dave paid carol 3 SMT");
+    match alice
+        .api
+        .deposit(
+            &ab,
+            &TotalRequest {
+                total: Amount(smt(2_000)),
+            },
+        )
         .await
-        .map_err(err)?;
-    demo.gas("close", r.gas_used);
-    let r = demo
-        .lc
-        .update(bc, &carol, &from_bob[0])
-        .await
-        .map_err(err)?;
-    demo.gas("update (confirm)", r.gas_used);
-    demo.step("bob closes honestly; carol confirms his declaration");
-    let r = demo.lc.settle(bc, &carol).await.map_err(err)?;
-    demo.gas("settle", r.gas_used);
-    match demo.lc.tracker.outcome(bc) {
-        Some(ChannelOutcome::Settled { amount1, amount2 }) => {
-            let (want_bob, want_carol) = (smt(500 + 120 - 5), smt(500 - 120 + 5));
-            if (*amount1, *amount2) != (want_bob, want_carol) {
-                return Err(format!(
-                    "settlement {amount1}/{amount2} differs from the off-chain ledger"
-                ));
-            }
-            demo.step(&format!(
-                "settled after the timeout: bob {} SMT, carol {} SMT (equal to the off-chain ledger)",
-                fmt_smt(*amount1),
-                fmt_smt(*amount2)
+    {
+        Err(e) if e.code() == Some("chain_unreachable") => {
+            demo.step("alice's deposit is refused while offline: nothing new goes on chain")
+        }
+        other => {
+            return Err(format!(
+                "a deposit while offline must be refused: {other:?}"
             ));
         }
-        other => return Err(format!("expected a settlement, got {other:?}")),
     }
-
-    // 3. carol and dave: cooperative settlement, no waiting.
-    let (cd, _) = demo
-        .lc
-        .open_with_deposit(&carol, &dave, smt(300))
+    dave.api.close(&cd).await.map_err(|e| e.to_string())?;
+    let queued = dave
+        .api
+        .chain()
         .await
-        .map_err(err)?;
-    demo.lc.deposit(cd, &dave, smt(300)).await.map_err(err)?;
-    let r = demo
-        .lc
-        .cooperative_settle(cd, &carol, &dave, smt(250), smt(350))
-        .await
-        .map_err(err)?;
-    demo.gas("cooperative settle", r.gas_used);
+        .map_err(|e| e.to_string())?
+        .queued_onchain_actions;
+    if queued == 0 {
+        return Err("dave's close should be queued while offline".into());
+    }
     demo.step(&format!(
-        "channel {cd} carol<->dave settled cooperatively: carol 250, dave 350"
+        "dave asks to close channel {cd}: queued ({queued} on-chain action)"
     ));
+    demo.end_phase("off-internet");
 
-    let after = demo.balances().await.map_err(err)?;
-    println!();
-    println!(
-        "{:<8} {:>16} {:>16} {:>12}",
-        "account", "SMT before", "SMT after", "change"
+    // 5. The chain returns on the same port.
+    server = Some(
+        DevchainServer::start(chain.clone(), port)
+            .await
+            .map_err(|e| e.to_string())?,
     );
-    for (i, name) in NAMES.iter().enumerate() {
-        let (b, a) = (before[i], after[i]);
-        let change = if a >= b {
-            format!("+{}", fmt_smt(a - b))
-        } else {
-            format!("-{}", fmt_smt(b - a))
+    demo.step("chain back");
+    wait_status(&[alice, bob, carol, dave], "synced").await?;
+    demo.step("every node synced");
+    eventually("dave's queued close to be mined", || async {
+        let c = dave.api.channel(&cd).await.ok()?;
+        (c.status == "closed").then_some(())
+    })
+    .await?;
+    demo.step(&format!("dave's queued close of channel {cd} is on chain"));
+    demo.end_phase("reconnect and sync");
+
+    // 6. A stale close: bob stops and closes with his old declaration.
+    let mut fees = Vec::new();
+    for mediator in [bob, carol] {
+        let earned = mediator
+            .api
+            .payments()
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .filter_map(|p| p.fee_earned.map(|f| f.0))
+            .fold(U256::ZERO, |a, b| a + b);
+        fees.push((mediator.name, earned));
+    }
+    let bob_key = bob.key.clone();
+    nodes[1].stop()?;
+    let (alice, carol, dave) = (&nodes[0], &nodes[2], &nodes[3]);
+    let id = U256::from_str_radix(&ab, 10).map_err(|e| e.to_string())?;
+    let mut tracker = ChannelTracker::new(deployment.token_network);
+    let batch = chain
+        .events_since(
+            &smartmesh_node::chain_io::start_cursor(&deployment),
+            &smartmesh_node::chain_io::event_filter(&deployment),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    tracker.apply_all(&batch.events);
+    let ch = tracker
+        .channel(id)
+        .ok_or("channel alice-bob not on chain")?
+        .clone();
+    let declared = Balance {
+        nonce: stale.nonce,
+        transferredAmount: stale.transferred_amount.0,
+        lockedAmount: stale.locked_amount.0,
+        locksroot: stale.locksroot,
+    };
+    let data = calls::close(
+        id,
+        &ch,
+        no_balance(),
+        Default::default(),
+        Default::default(),
+        declared,
+    );
+    chain
+        .send(
+            &bob_key,
+            smartmesh_chain::TxRequest::call(deployment.token_network, data),
+        )
+        .await
+        .map_err(|e| format!("bob's stale close: {e}"))?;
+    demo.step(&format!(
+        "bob (node stopped) closes channel {ab} declaring nonce {} — alice holds his nonce {}",
+        stale.nonce,
+        stale.nonce + 1
+    ));
+    let penalized = eventually("alice to claim the penalty", || async {
+        let c = alice.api.channel(&ab).await.ok()?;
+        match c.outcome {
+            Some(OutcomeInfo::Penalized {
+                beneficiary,
+                amount,
+            }) => Some((beneficiary, amount)),
+            _ => None,
+        }
+    })
+    .await?;
+    if penalized.0 != alice.address() {
+        return Err("the penalty went to the wrong party".into());
+    }
+    demo.step(&format!(
+        "alice's node proved the lie on chain: the whole deposit, {} SMT, went to alice",
+        fmt_smt(penalized.1.0)
+    ));
+    demo.end_phase("stale close punished");
+
+    // 7. Settle the rest: carol closes bob-carol (bob is gone); time passes.
+    carol.api.close(&bc).await.map_err(|e| e.to_string())?;
+    eventually("carol's close to be mined", || async {
+        (carol.api.channel(&bc).await.ok()?.status == "closed").then_some(())
+    })
+    .await?;
+    // Instant mining gives each block its own second, so chain time may run ahead of
+    // the wall clock: advance from the newest block's time, past every close.
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let ahead = chain.head().timestamp.0.saturating_sub(wall);
+    chain.increase_time(SETTLE_TIMEOUT + 1 + ahead);
+    let mut outcomes = Vec::new();
+    for (viewer, id) in [(carol, &bc), (dave, &cd)] {
+        let settled = eventually(&format!("channel {id} to settle"), || async {
+            viewer.api.channel(id).await.ok()?.outcome
+        })
+        .await?;
+        outcomes.push((viewer, id.clone(), settled));
+    }
+    demo.step(&format!(
+        "channels {bc} and {cd} settled after the {SETTLE_TIMEOUT} s timeout"
+    ));
+    demo.end_phase("settle");
+
+    // 8. Report and the books.
+    let mut after = Vec::new();
+    for n in &nodes {
+        after.push(smt_of(&chain, deployment.token, n.address()).await?);
+    }
+    // What the off-chain ledger says each node ends with: its payouts minus deposits.
+    let mut expected: Vec<i128> = vec![0; 4];
+    let index = |a: Address| nodes.iter().position(|n| n.address() == a);
+    let units = |v: U256| -> i128 { (v / (smt(1) / U256::from(1_000_000u64))).to::<i128>() };
+    let ab_info = alice.api.channel(&ab).await.map_err(|e| e.to_string())?;
+    expected[0] += units(penalized.1.0) - units(ab_info.our_deposit.0);
+    expected[1] -= units(ab_info.partner_deposit.0);
+    for (viewer, id, outcome) in &outcomes {
+        let info = viewer.api.channel(id).await.map_err(|e| e.to_string())?;
+        let (v, p) = (
+            index(viewer.address()).ok_or("?")?,
+            index(info.partner).ok_or("?")?,
+        );
+        let (ours, theirs) = match outcome {
+            OutcomeInfo::Settled { ours, partner }
+            | OutcomeInfo::CooperativelySettled { ours, partner } => (ours.0, partner.0),
+            OutcomeInfo::Penalized { .. } => return Err("unexpected penalty".into()),
         };
+        expected[v] += units(ours) - units(info.our_deposit.0);
+        expected[p] += units(theirs) - units(info.partner_deposit.0);
+    }
+    println!();
+    println!("REPORT");
+    println!(
+        "  {:<6} {:>14} {:>14} {:>14}",
+        "node", "SMT before", "SMT after", "change"
+    );
+    let mut balanced = true;
+    for (i, n) in nodes.iter().enumerate() {
+        let change = units(after[i]) - units(before[i]);
+        balanced &= change == expected[i];
         println!(
-            "{name:<8} {:>16} {:>16} {change:>12}",
-            fmt_smt(b),
-            fmt_smt(a)
+            "  {:<6} {:>14} {:>14} {:>+14.6}",
+            n.name,
+            fmt_smt(before[i]),
+            fmt_smt(after[i]),
+            change as f64 / 1e6
         );
     }
-    println!();
-    println!("{:<22} {:>9}", "operation", "gas");
-    for (what, gas) in &demo.gas {
-        println!("{what:<22} {gas:>9}");
+    for (name, fee) in &fees {
+        println!("  fees earned by {name}: {} SMT", fmt_smt(*fee));
     }
-    println!();
     println!(
-        "demo finished in {:.0} ms",
-        started.elapsed().as_secs_f64() * 1e3
+        "  penalty: bob's stale close cost him his deposit; alice received {} SMT",
+        fmt_smt(penalized.1.0)
     );
+    println!(
+        "  payments: {} made through the API, latency p50 {:.1} ms",
+        demo.latencies.len(),
+        median(&mut demo.latencies).as_secs_f64() * 1e3
+    );
+    for (phase, took) in &demo.phases {
+        println!("  {phase:<34} {:>7.2} s", took.as_secs_f64());
+    }
+    println!("  total {:.1} s", demo.started.elapsed().as_secs_f64());
+    if !balanced {
+        println!(
+            "  books: MISMATCH between on-chain balances and the off-chain ledger: {expected:?}"
+        );
+        return Err("the books do not balance".into());
+    }
+    println!("  books balanced: every on-chain change equals the off-chain ledger");
+    for node in nodes.iter_mut() {
+        node.stop()?;
+    }
+    if let Some(s) = server {
+        let _ = s.stop().await;
+    }
     Ok(())
 }

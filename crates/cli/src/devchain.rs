@@ -2,9 +2,9 @@
 
 use clap::Args;
 use smartmesh_chain::deploy::{DeployConfig, Grant};
-use smartmesh_primitives::U256;
 use smartmesh_chain::embedded::{EmbeddedChain, EmbeddedConfig, Mining};
 use smartmesh_primitives::ChainId;
+use smartmesh_primitives::U256;
 use std::path::PathBuf;
 use std::time::Duration;
 

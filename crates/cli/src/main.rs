@@ -2,6 +2,7 @@
 //! library crates.
 
 mod account;
+mod chain_demo;
 mod client_cmds;
 mod demo;
 mod deploy;
