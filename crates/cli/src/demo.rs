@@ -435,6 +435,12 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
             .map_err(|e| e.to_string())?;
     }
     demo.step("alice learns the mediators' fee: 0.01 SMT + 0.1 %");
+    // Alice routes over channels her watcher has seen.
+    let head = chain.head().number.0;
+    eventually("alice's watcher to reach the chain head", || async {
+        (alice.api.chain().await.ok()?.scanned_block >= head).then_some(())
+    })
+    .await?;
     demo.end_phase("open channels");
 
     // 3. Payments with the chain up.

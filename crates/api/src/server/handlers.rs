@@ -161,6 +161,7 @@ async fn open_channel(
         ));
     }
     let deposit = TokenAmount(request.deposit.0);
+    ensure_funds(&state, request.deposit.0).await?;
     let id = match request
         .settle_timeout
         .or(state.config.default_settle_timeout)
@@ -194,8 +195,45 @@ async fn deposit(
             "the total deposit plus the partner's would overflow 256 bits",
         ));
     }
+    let increase = request
+        .total
+        .0
+        .checked_sub(channel.our.deposit.0)
+        .filter(|i| !i.is_zero())
+        .ok_or_else(|| {
+            ApiFailure::new(
+                StatusCode::CONFLICT,
+                crate::types::codes::REJECTED,
+                format!(
+                    "the total deposit must grow (it is {})",
+                    channel.our.deposit.0
+                ),
+            )
+        })?;
+    ensure_funds(&state, increase).await?;
     state.node.deposit(id, TokenAmount(request.total.0)).await?;
     wait_for(&state, id, |c| c.our.deposit.0 >= request.total.0).await
+}
+
+/// Refuses (before any transaction) to deposit more SMT than we hold on chain.
+async fn ensure_funds(state: &AppState, amount: U256) -> Answer<()> {
+    if amount.is_zero() {
+        return Ok(());
+    }
+    let held = state
+        .node
+        .chain_access()
+        .smt_balance(state.node.address())
+        .await
+        .map_err(|e| ApiFailure::from(smartmesh_node::NodeError::from(e)))?;
+    if held < amount {
+        return Err(ApiFailure::new(
+            StatusCode::CONFLICT,
+            crate::types::codes::REJECTED,
+            format!("insufficient SMT on chain: {amount} needed, {held} held"),
+        ));
+    }
+    Ok(())
 }
 
 /// Waits (bounded) until the node's view of the channel satisfies `done`.
