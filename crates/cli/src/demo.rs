@@ -4,7 +4,6 @@
 //! punished, everything settled — with a report that checks the books.
 
 use clap::Args;
-use smartmesh_api::ApiClient;
 use smartmesh_api::types::{
     Amount, ChannelInfo, FeeRequest, OpenChannelRequest, OutcomeInfo, PaymentMode, PaymentRequest,
     TotalRequest,
@@ -14,11 +13,10 @@ use smartmesh_chain::deploy::{DeployConfig, Grant};
 use smartmesh_chain::devchain::DevchainServer;
 use smartmesh_chain::embedded::{EmbeddedChain, EmbeddedConfig};
 use smartmesh_chain::token_network::{Balance, ChannelTracker, calls, no_balance};
-use smartmesh_primitives::{Address, PrivateKey, U256};
+use smartmesh_primitives::{Address, U256};
+use smartmesh_testkit::procs::{NodeProcess, NodeSpec, advance_past_head, smt_balance};
 use smartmesh_testkit::smt;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Flags of `smartmesh demo`.
@@ -45,50 +43,6 @@ fn fmt_smt(amount: U256) -> String {
     let whole = amount / unit;
     let frac = (amount % unit) / (unit / U256::from(1000u64));
     format!("{whole}.{frac:03}")
-}
-
-/// A node process, killed on drop.
-struct NodeProc {
-    name: &'static str,
-    key: PrivateKey,
-    child: Option<Child>,
-    api: ApiClient,
-    listen: Vec<String>,
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl NodeProc {
-    fn address(&self) -> Address {
-        self.key.address()
-    }
-
-    /// SIGTERM, then wait (bounded) for a clean exit.
-    fn stop(&mut self) -> Fallible<()> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if child.try_wait().map_err(|e| e.to_string())?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        Err(format!("{} did not stop on SIGTERM", self.name))
-    }
 }
 
 struct Demo {
@@ -126,115 +80,11 @@ where
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn spawn_node(
-    name: &'static str,
-    dev_index: usize,
-    key: PrivateKey,
-    rpc: &str,
-    deployment: &Path,
-    dir: &Path,
-    peers: &[String],
-    fee: Option<(u128, u64)>,
-) -> Fallible<NodeProc> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("node")
-        .args(["--dev-key", &dev_index.to_string(), "--eth-rpc", rpc])
-        .arg("--deployment")
-        .arg(deployment)
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--no-mdns",
-        ])
-        .args(["--settle-timeout", &SETTLE_TIMEOUT.to_string()]);
-    for peer in peers {
-        cmd.args(["--peer", peer]);
-    }
-    if let Some((flat, ppm)) = fee {
-        cmd.args([
-            "--fee-flat",
-            &flat.to_string(),
-            "--fee-ppm",
-            &ppm.to_string(),
-        ]);
-    }
-    let log = std::fs::File::create(dir.with_extension("log"))
-        .map_err(|e| format!("cannot create the log of {name}: {e}"))?;
-    let mut child = cmd
-        .env("RUST_LOG", "warn,smartmesh=info")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start {name}: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        let mut sent = false;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if sent {
-                continue;
-            }
-            let is_listen = line.starts_with("listening ");
-            if is_listen || line.starts_with("ready ") {
-                lines.push(line);
-            }
-            // The ready line comes first; the listen lines follow at once.
-            if is_listen && lines.iter().any(|l| l.starts_with("ready ")) {
-                let _ = tx.send(lines.clone());
-                sent = true;
-            }
-        }
-    });
-    let mut proc = NodeProc {
-        name,
-        key,
-        child: Some(child),
-        api: ApiClient::new("http://127.0.0.1:1", "x").map_err(|e| e.to_string())?,
-        listen: Vec::new(),
-    };
-    let lines = rx.recv_timeout(WAIT).map_err(|_| {
-        format!(
-            "{name} did not start (see {})",
-            dir.with_extension("log").display()
-        )
-    })?;
-    let url = lines
-        .iter()
-        .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("api=")))
-        .ok_or("no api= in the ready line")?;
-    let token = std::fs::read_to_string(dir.join("api-token"))
-        .map_err(|e| format!("{name}: no api-token: {e}"))?;
-    proc.api = ApiClient::new(url, token.trim()).map_err(|e| e.to_string())?;
-    proc.listen = lines
-        .iter()
-        .filter_map(|l| l.strip_prefix("listening ").map(str::to_owned))
-        .collect();
-    Ok(proc)
-}
-
-async fn smt_of(chain: &EmbeddedChain, token: Address, who: Address) -> Fallible<U256> {
-    use alloy::sol_types::SolCall;
-    let call = smartmesh_contracts::SmartMeshToken::balanceOfCall { account: who };
-    let out = chain
-        .call(smartmesh_chain::CallRequest::new(token, call.abi_encode()))
-        .await
-        .map_err(|e| e.to_string())?;
-    smartmesh_contracts::SmartMeshToken::balanceOfCall::abi_decode_returns(&out)
-        .map_err(|e| e.to_string())
-}
-
-async fn chain_status(node: &NodeProc) -> Option<String> {
+async fn chain_status(node: &NodeProcess) -> Option<String> {
     node.api.chain().await.ok().map(|c| c.status)
 }
 
-async fn wait_status(nodes: &[&NodeProc], status: &str) -> Fallible<()> {
+async fn wait_status(nodes: &[&NodeProcess], status: &str) -> Fallible<()> {
     for node in nodes {
         eventually(
             &format!("{} to report the chain {status}", node.name),
@@ -245,18 +95,24 @@ async fn wait_status(nodes: &[&NodeProc], status: &str) -> Fallible<()> {
     Ok(())
 }
 
-async fn channel_between(a: &NodeProc, b: Address) -> Fallible<ChannelInfo> {
+async fn channel_between(a: &NodeProcess, b: Address) -> Fallible<ChannelInfo> {
     let list = a.api.channels().await.map_err(|e| e.to_string())?;
     list.into_iter()
         .find(|c| c.partner == b)
         .ok_or_else(|| format!("{} has no channel with {b}", a.name))
 }
 
-async fn open(demo: &Demo, a: &NodeProc, b: &NodeProc, ours: u64, theirs: u64) -> Fallible<String> {
+async fn open(
+    demo: &Demo,
+    a: &NodeProcess,
+    b: &NodeProcess,
+    ours: u64,
+    theirs: u64,
+) -> Fallible<String> {
     let opened = a
         .api
         .open_channel(&OpenChannelRequest {
-            partner: b.address(),
+            partner: b.address,
             deposit: Amount(smt(ours)),
             settle_timeout: None,
         })
@@ -295,8 +151,8 @@ async fn open(demo: &Demo, a: &NodeProc, b: &NodeProc, ours: u64, theirs: u64) -
 
 async fn pay(
     demo: &mut Demo,
-    from: &NodeProc,
-    to: &NodeProc,
+    from: &NodeProcess,
+    to: &NodeProcess,
     whole_milli: u64,
     mode: PaymentMode,
 ) -> Fallible<()> {
@@ -305,7 +161,7 @@ async fn pay(
     let paid = from
         .api
         .pay(&PaymentRequest {
-            target: to.address(),
+            target: to.address,
             amount: Amount(amount),
             mode,
             wait: true,
@@ -378,23 +234,29 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
     let rpc = format!("http://127.0.0.1:{port}/");
     demo.step(&format!("dev chain {} on {rpc}", deployment.chain_id.0));
 
-    let mut nodes: Vec<NodeProc> = Vec::new();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
     for (i, name) in NAMES.iter().enumerate() {
         let peers: Vec<String> = nodes.iter().flat_map(|n| n.listen.clone()).collect();
         let fee = matches!(*name, "bob" | "carol").then_some((smt(1).to::<u128>() / 100, 1_000));
-        let node = spawn_node(
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+        let dir = tmp.join(name);
+        let log = dir.with_extension("log");
+        let node = NodeProcess::spawn(&NodeSpec {
+            exe: &exe,
             name,
-            i + 1,
-            keys[i + 1].clone(),
-            &rpc,
-            &deployment_file,
-            &tmp.join(name),
-            &peers,
+            dev_key: i + 1,
+            rpc: &rpc,
+            deployment: &deployment_file,
+            data_dir: &dir,
+            peers: &peers,
             fee,
-        )?;
+            settle_timeout: SETTLE_TIMEOUT,
+            log: Some(&log),
+        })
+        .map_err(|e| format!("{e} (see {})", log.display()))?;
         demo.step(&format!(
             "{name} up: {} api {}",
-            node.address(),
+            node.address,
             node.api.base_url()
         ));
         nodes.push(node);
@@ -405,7 +267,7 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
                 let peers = a.api.peers().await.ok()?;
                 peers
                     .iter()
-                    .any(|p| p.address == b.address() && p.connected)
+                    .any(|p| p.address == b.address && p.connected)
                     .then_some(())
             })
             .await?;
@@ -414,7 +276,7 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
     demo.step("every node linked to every other (libp2p over TCP, Noise, yamux)");
     let mut before = Vec::new();
     for n in &nodes {
-        before.push(smt_of(&chain, deployment.token, n.address()).await?);
+        before.push(smt_balance(&chain, deployment.token, n.address).await?);
     }
     demo.end_phase("start chain and 4 node processes");
 
@@ -427,7 +289,7 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
         alice
             .api
             .set_fee(&FeeRequest {
-                node: mediator.address(),
+                node: mediator.address,
                 flat: Amount(smt(1) / U256::from(100u64)),
                 proportional_ppm: 1_000,
             })
@@ -450,7 +312,7 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
     demo.step("alice paid bob 5 x 10 SMT directly");
     pay(&mut demo, bob, alice, 1_000, PaymentMode::Direct).await?;
     // Bob's declaration now: what a stale close will claim later.
-    let stale = channel_between(bob, alice.address()).await?.our_balance;
+    let stale = channel_between(bob, alice.address).await?.our_balance;
     pay(&mut demo, bob, alice, 2_000, PaymentMode::Direct).await?;
     demo.step(&format!(
         "bob paid alice 1 SMT then 2 SMT (bob remembers his nonce-{} state)",
@@ -539,9 +401,9 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
             .iter()
             .filter_map(|p| p.fee_earned.map(|f| f.0))
             .fold(U256::ZERO, |a, b| a + b);
-        fees.push((mediator.name, earned));
+        fees.push((mediator.name.clone(), earned));
     }
-    let bob_key = bob.key.clone();
+    let bob_key = keys[2].clone();
     nodes[1].stop()?;
     let (alice, carol, dave) = (&nodes[0], &nodes[2], &nodes[3]);
     let id = U256::from_str_radix(&ab, 10).map_err(|e| e.to_string())?;
@@ -595,7 +457,7 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
         }
     })
     .await?;
-    if penalized.0 != alice.address() {
+    if penalized.0 != alice.address {
         return Err("the penalty went to the wrong party".into());
     }
     demo.step(&format!(
@@ -610,14 +472,7 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
         (carol.api.channel(&bc).await.ok()?.status == "closed").then_some(())
     })
     .await?;
-    // Instant mining gives each block its own second, so chain time may run ahead of
-    // the wall clock: advance from the newest block's time, past every close.
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let ahead = chain.head().timestamp.0.saturating_sub(wall);
-    chain.increase_time(SETTLE_TIMEOUT + 1 + ahead);
+    advance_past_head(&chain, SETTLE_TIMEOUT + 1);
     let mut outcomes = Vec::new();
     for (viewer, id) in [(carol, &bc), (dave, &cd)] {
         let settled = eventually(&format!("channel {id} to settle"), || async {
@@ -634,11 +489,11 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
     // 8. Report and the books.
     let mut after = Vec::new();
     for n in &nodes {
-        after.push(smt_of(&chain, deployment.token, n.address()).await?);
+        after.push(smt_balance(&chain, deployment.token, n.address).await?);
     }
     // What the off-chain ledger says each node ends with: its payouts minus deposits.
     let mut expected: Vec<i128> = vec![0; 4];
-    let index = |a: Address| nodes.iter().position(|n| n.address() == a);
+    let index = |a: Address| nodes.iter().position(|n| n.address == a);
     let units = |v: U256| -> i128 { (v / (smt(1) / U256::from(1_000_000u64))).to::<i128>() };
     let ab_info = alice.api.channel(&ab).await.map_err(|e| e.to_string())?;
     expected[0] += units(penalized.1.0) - units(ab_info.our_deposit.0);
@@ -646,7 +501,7 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
     for (viewer, id, outcome) in &outcomes {
         let info = viewer.api.channel(id).await.map_err(|e| e.to_string())?;
         let (v, p) = (
-            index(viewer.address()).ok_or("?")?,
+            index(viewer.address).ok_or("?")?,
             index(info.partner).ok_or("?")?,
         );
         let (ours, theirs) = match outcome {

@@ -7,105 +7,18 @@ use smartmesh_api::ApiClient;
 use smartmesh_api::types::{
     Amount, FeeRequest, OpenChannelRequest, OutcomeInfo, PaymentMode, PaymentRequest, TotalRequest,
 };
-use smartmesh_chain::Chain;
 use smartmesh_chain::deploy::{DeployConfig, Grant};
 use smartmesh_chain::devchain::DevchainServer;
 use smartmesh_chain::embedded::{EmbeddedChain, EmbeddedConfig, dev_keys};
 use smartmesh_primitives::{Address, U256};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use smartmesh_testkit::procs::{NodeProcess, NodeSpec, advance_past_head, smt_balance};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_smartmesh");
 const WAIT: Duration = Duration::from_secs(60);
 const SETTLE_TIMEOUT: u64 = 20;
-
-struct Node {
-    child: Child,
-    dir: PathBuf,
-    address: Address,
-    api: ApiClient,
-    listen: Vec<String>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(
-    index: usize,
-    rpc: &str,
-    deployment: &Path,
-    dir: &Path,
-    peers: &[String],
-    fee: bool,
-) -> Node {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["node", "--dev-key", &index.to_string(), "--eth-rpc", rpc])
-        .arg("--deployment")
-        .arg(deployment)
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--no-mdns",
-        ])
-        .args(["--settle-timeout", &SETTLE_TIMEOUT.to_string()]);
-    for p in peers {
-        cmd.args(["--peer", p]);
-    }
-    if fee {
-        cmd.args(["--fee-flat", "7", "--fee-ppm", "0"]);
-    }
-    let mut child = cmd
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn node");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let listen = line.starts_with("listening ");
-            seen.push(line);
-            if listen {
-                let _ = tx.send(seen.clone());
-            }
-        }
-    });
-    let lines = rx.recv_timeout(WAIT).expect("node ready");
-    let ready = lines
-        .iter()
-        .find(|l| l.starts_with("ready "))
-        .expect("ready line");
-    let field = |key: &str| {
-        ready
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .expect("field")
-            .to_owned()
-    };
-    let token = std::fs::read_to_string(dir.join("api-token")).expect("token");
-    Node {
-        child,
-        dir: dir.to_owned(),
-        address: field("address=").parse().expect("address"),
-        api: ApiClient::new(&field("api="), token.trim()).expect("client"),
-        listen: lines
-            .iter()
-            .filter_map(|l| l.strip_prefix("listening ").map(str::to_owned))
-            .collect(),
-    }
-}
 
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
@@ -123,19 +36,13 @@ where
 }
 
 async fn smt(chain: &EmbeddedChain, token: Address, who: Address) -> U256 {
-    use alloy::sol_types::SolCall;
-    let call = smartmesh_contracts::SmartMeshToken::balanceOfCall { account: who };
-    let out = chain
-        .call(smartmesh_chain::CallRequest::new(token, call.abi_encode()))
-        .await
-        .expect("balanceOf");
-    smartmesh_contracts::SmartMeshToken::balanceOfCall::abi_decode_returns(&out).expect("decode")
+    smt_balance(chain, token, who).await.expect("balanceOf")
 }
 
 struct Net {
     chain: EmbeddedChain,
     token: Address,
-    nodes: Vec<Node>,
+    nodes: Vec<NodeProcess>,
     _server: DevchainServer,
     _tmp: tempfile::TempDir,
 }
@@ -163,11 +70,26 @@ async fn net(count: usize) -> Net {
     let server = DevchainServer::start(chain.clone(), 0)
         .await
         .expect("devchain");
-    let mut nodes: Vec<Node> = Vec::new();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    let url = server.url();
     for i in 0..count {
         let peers: Vec<String> = nodes.iter().flat_map(|n| n.listen.clone()).collect();
         let dir = tmp.path().join(format!("n{i}"));
-        nodes.push(spawn(i + 1, &server.url(), &file, &dir, &peers, i == 1));
+        let name = format!("node {i}");
+        let node = NodeProcess::spawn(&NodeSpec {
+            exe: Path::new(BIN),
+            name: &name,
+            dev_key: i + 1,
+            rpc: &url,
+            deployment: &file,
+            data_dir: &dir,
+            peers: &peers,
+            fee: (i == 1).then_some((7, 0)),
+            settle_timeout: SETTLE_TIMEOUT,
+            log: None,
+        })
+        .expect("node starts");
+        nodes.push(node);
     }
     for (i, a) in nodes.iter().enumerate() {
         for b in &nodes[i + 1..] {
@@ -192,7 +114,7 @@ async fn net(count: usize) -> Net {
     }
 }
 
-async fn open(a: &Node, b: &Node, deposit: u64) -> String {
+async fn open(a: &NodeProcess, b: &NodeProcess, deposit: u64) -> String {
     let c = a
         .api
         .open_channel(&OpenChannelRequest {
@@ -211,7 +133,7 @@ async fn open(a: &Node, b: &Node, deposit: u64) -> String {
     id
 }
 
-async fn pay(from: &Node, to: &Node, amount: u64, mode: PaymentMode) {
+async fn pay(from: &NodeProcess, to: &NodeProcess, amount: u64, mode: PaymentMode) {
     let paid = from
         .api
         .pay(&PaymentRequest {
@@ -285,12 +207,7 @@ async fn three_processes_pay_direct_and_mediated_then_settle_to_the_unit() {
         })
         .await;
     }
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let ahead = net.chain.head().timestamp.0.saturating_sub(wall);
-    net.chain.increase_time(SETTLE_TIMEOUT + 1 + ahead);
+    advance_past_head(&net.chain, SETTLE_TIMEOUT + 1);
     for (node, id) in [(a, &ab), (b, &bc)] {
         let outcome = eventually("settled", || async {
             node.api.channel(id).await.ok()?.outcome
@@ -450,14 +367,14 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         Command::new(BIN)
             .args(args)
             .arg("--data-dir")
-            .arg(&a.dir)
+            .arg(&a.data_dir)
             .arg("--token-file")
             .arg(token_file)
             .output()
             .expect("run cli")
     };
-    let token_file = a.dir.join("api-token");
-    let bad_token = a.dir.with_extension("badtoken");
+    let token_file = a.data_dir.join("api-token");
+    let bad_token = a.data_dir.with_extension("badtoken");
     std::fs::write(&bad_token, "f".repeat(64)).expect("write");
     for (args, token, needle) in [
         (vec!["pay", &target, "1.5"], &token_file, "decimal string"),

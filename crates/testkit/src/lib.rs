@@ -3,5 +3,6 @@
 
 pub mod flows;
 pub mod lifecycle;
+pub mod procs;
 
 pub use lifecycle::{Lifecycle, SETTLE_TIMEOUT, SignedBalance, smt};
