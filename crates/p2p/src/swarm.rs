@@ -417,6 +417,10 @@ impl LinkTask {
             .get(&peer)
             .map(|e| e.addrs.iter().cloned().collect())
             .unwrap_or_default();
+        self.dial_peer(peer, addrs);
+    }
+
+    fn dial_peer(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
         let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
             .addresses(addrs)
             .build();
@@ -602,12 +606,7 @@ impl LinkTask {
                         continue;
                     }
                     if !self.swarm.is_connected(&peer) {
-                        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
-                            .addresses(vec![addr])
-                            .build();
-                        if let Err(e) = self.swarm.dial(opts) {
-                            tracing::debug!(%peer, error = %e, "dial after discovery failed");
-                        }
+                        self.dial_peer(peer, vec![addr]);
                     }
                 }
             }
