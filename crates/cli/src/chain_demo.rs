@@ -5,17 +5,10 @@
 use smartmesh_chain::ChainError;
 use smartmesh_chain::token_network::ChannelOutcome;
 use smartmesh_primitives::{Address, U256};
-use smartmesh_testkit::{Lifecycle, SignedBalance, smt};
+use smartmesh_testkit::{Lifecycle, SignedBalance, fmt_smt, smt};
 use std::time::Instant;
 
 const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
-
-fn fmt_smt(amount: U256) -> String {
-    let unit = smt(1);
-    let whole = amount / unit;
-    let frac = (amount % unit) / (unit / U256::from(1000u64));
-    format!("{whole}.{frac:03}")
-}
 
 struct Demo {
     lc: Lifecycle,

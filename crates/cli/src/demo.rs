@@ -15,7 +15,15 @@ use smartmesh_chain::embedded::{EmbeddedChain, EmbeddedConfig};
 use smartmesh_chain::token_network::{Balance, ChannelTracker, calls, no_balance};
 use smartmesh_primitives::{Address, U256};
 use smartmesh_testkit::procs::{NodeProcess, NodeSpec, advance_past_head, smt_balance};
-use smartmesh_testkit::smt;
+
+async fn eventually<T, F, Fut>(what: &str, check: F) -> Fallible<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    smartmesh_testkit::procs::eventually(what, WAIT, check).await
+}
+use smartmesh_testkit::{fmt_smt, smt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -38,13 +46,6 @@ const SETTLE_TIMEOUT: u64 = 30;
 
 type Fallible<T> = Result<T, String>;
 
-fn fmt_smt(amount: U256) -> String {
-    let unit = smt(1);
-    let whole = amount / unit;
-    let frac = (amount % unit) / (unit / U256::from(1000u64));
-    format!("{whole}.{frac:03}")
-}
-
 struct Demo {
     started: Instant,
     phase: Instant,
@@ -60,23 +61,6 @@ impl Demo {
     fn end_phase(&mut self, name: &str) {
         self.phases.push((name.to_owned(), self.phase.elapsed()));
         self.phase = Instant::now();
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Fallible<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("timed out waiting for {what}"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -14,25 +14,20 @@ use smartmesh_primitives::{Address, U256};
 use smartmesh_testkit::procs::{NodeProcess, NodeSpec, advance_past_head, smt_balance};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_smartmesh");
 const WAIT: Duration = Duration::from_secs(60);
 const SETTLE_TIMEOUT: u64 = 20;
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    smartmesh_testkit::procs::eventually(what, WAIT, check)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn smt(chain: &EmbeddedChain, token: Address, who: Address) -> U256 {
@@ -184,20 +179,25 @@ async fn three_processes_pay_direct_and_mediated_then_settle_to_the_unit() {
         .filter_map(|p| p.fee_earned.map(|f| f.0))
         .sum();
     assert_eq!(fee, U256::from(7u64), "bob earns exactly his flat fee");
-    let events = a.api.events(None).await.expect("events");
-    assert!(
-        events.iter().any(|e| e.kind == "payment_sent"),
-        "{events:?}"
-    );
-    let metrics = a.api.metrics().await.expect("metrics");
+    // The event buffer and the counters follow the node's notifications (asynchronously).
+    eventually("payment events", || async {
+        let events = a.api.events(None).await.ok()?;
+        events
+            .iter()
+            .any(|e| e.kind == "payment_sent")
+            .then_some(())
+    })
+    .await;
+    let sent = "smartmesh_payments_total{role=\"initiator\",status=\"sent\"} 2";
+    let metrics = eventually("payment counters", || async {
+        let text = a.api.metrics().await.ok()?;
+        text.contains(sent).then_some(text)
+    })
+    .await;
     for line in metrics.lines().filter(|l| !l.starts_with('#')) {
         let (_, value) = line.rsplit_once(' ').expect("name value");
         assert!(value.parse::<f64>().is_ok(), "bad metrics line {line:?}");
     }
-    assert!(
-        metrics.contains("smartmesh_payments_total{role=\"initiator\",status=\"sent\"} 2"),
-        "{metrics}"
-    );
     // Close both channels, let the timeout pass, let the nodes settle by themselves.
     a.api.close(&ab).await.expect("close ab");
     b.api.close(&bc).await.expect("close bc");

@@ -395,13 +395,7 @@ impl LinkTask {
             return;
         };
         if self.swarm.is_connected(&peer) {
-            let id = self
-                .swarm
-                .behaviour_mut()
-                .channel
-                .send_request(&peer, bytes);
-            self.in_flight.insert(id, peer);
-            self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+            self.request(peer, bytes);
             return;
         }
         let queue = self.pending.entry(peer).or_default();
@@ -420,6 +414,16 @@ impl LinkTask {
         self.dial_peer(peer, addrs);
     }
 
+    fn request(&mut self, peer: PeerId, bytes: Vec<u8>) {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .channel
+            .send_request(&peer, bytes);
+        self.in_flight.insert(id, peer);
+        self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn dial_peer(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
         let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
             .addresses(addrs)
@@ -432,13 +436,7 @@ impl LinkTask {
     fn flush_pending(&mut self, peer: PeerId) {
         if let Some(queue) = self.pending.remove(&peer) {
             for bytes in queue {
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .channel
-                    .send_request(&peer, bytes);
-                self.in_flight.insert(id, peer);
-                self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+                self.request(peer, bytes);
             }
         }
     }

@@ -5,4 +5,4 @@ pub mod flows;
 pub mod lifecycle;
 pub mod procs;
 
-pub use lifecycle::{Lifecycle, SETTLE_TIMEOUT, SignedBalance, smt};
+pub use lifecycle::{Lifecycle, SETTLE_TIMEOUT, SignedBalance, fmt_smt, smt};

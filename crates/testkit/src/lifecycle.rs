@@ -44,6 +44,14 @@ pub fn smt(whole: u64) -> U256 {
     U256::from(whole) * U256::from(10u64).pow(U256::from(18u64))
 }
 
+/// An SMT amount with three decimals, for reports.
+pub fn fmt_smt(amount: U256) -> String {
+    let unit = smt(1);
+    let whole = amount / unit;
+    let frac = (amount % unit) / (unit / U256::from(1000u64));
+    format!("{whole}.{frac:03}")
+}
+
 impl Lifecycle {
     /// An embedded chain whose genesis deploys the contracts; dev accounts
     /// 1..=`participants` hold 1,000,000 SMT each and have approved the TokenNetwork.
