@@ -1,0 +1,23 @@
+//! The mesh layer's pure parts (issue 5): end-to-end sessions with forward secrecy
+//! ([`session`]) and the forwarding checks every carrier applies (hop limit, duplicate
+//! suppression, [`forward`]). Routing itself is `smartmesh-routing`.
+
+pub mod forward;
+pub mod session;
+
+pub use forward::{Forwarder, Verdict};
+pub use session::{Hello, Initiating, Sealed, Session, SessionId, Welcome, respond};
+
+/// Errors of the mesh crate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MeshError {
+    /// The handshake failed (bad signature, wrong node, bad key).
+    #[error("session handshake: {0}")]
+    Handshake(String),
+    /// A datagram did not authenticate or could not be sealed.
+    #[error("session crypto: {0}")]
+    Crypto(String),
+    /// A datagram was seen before or is too old.
+    #[error("replayed or too old datagram")]
+    Replay,
+}
