@@ -1,12 +1,14 @@
 //! The mesh layer's pure parts (issue 5): end-to-end sessions with forward secrecy
 //! ([`session`]) and the forwarding checks every carrier applies (hop limit, duplicate
-//! suppression, [`forward`]). Routing itself is `smartmesh-routing`.
+//! suppression, [`forward`]) and the packets on a link ([`wire`]). Routing itself is `smartmesh-routing`.
 
 pub mod forward;
 pub mod session;
+pub mod wire;
 
 pub use forward::{Forwarder, Verdict};
 pub use session::{Hello, Initiating, Sealed, Session, SessionId, Welcome, respond};
+pub use wire::Packet;
 
 /// Errors of the mesh crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,6 +19,9 @@ pub enum MeshError {
     /// A datagram did not authenticate or could not be sealed.
     #[error("session crypto: {0}")]
     Crypto(String),
+    /// A packet's bytes are malformed.
+    #[error("mesh codec: {0}")]
+    Codec(String),
     /// A datagram was seen before or is too old.
     #[error("replayed or too old datagram")]
     Replay,
