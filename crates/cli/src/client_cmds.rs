@@ -5,8 +5,8 @@ use crate::node::{DEFAULT_API, DEFAULT_DATA_DIR, NodeFile, node_file};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use smartmesh_api::types::{
-    Amount, ChannelInfo, FeeRequest, OpenChannelRequest, PaymentInfo, PaymentMode, PaymentRequest,
-    TotalRequest,
+    Amount, AmountError, ChannelInfo, FeeRequest, OpenChannelRequest, PaymentInfo, PaymentMode,
+    PaymentRequest, TotalRequest, codes,
 };
 use smartmesh_api::{ApiClient, ClientError};
 use smartmesh_primitives::Address;
@@ -54,8 +54,9 @@ impl ClientOpts {
             .unwrap_or_else(|| dir.join("api-token"));
         let token = std::fs::read_to_string(&token_path).map_err(|e| {
             format!(
-                "cannot read the API token {}: {e} (pass --data-dir or --token-file)",
-                token_path.display()
+                "cannot read the API token {}: {e} (is `smartmesh node` running with --data-dir {}? or pass --token-file)",
+                token_path.display(),
+                dir.display()
             )
         })?;
         ApiClient::new(&url, token.trim()).map_err(|e| e.to_string())
@@ -82,8 +83,41 @@ fn api_error(e: ClientError) -> String {
     }
 }
 
+/// An amount in base units, refused with the code the node would give.
 fn amount(text: &str) -> Result<Amount, String> {
-    text.parse().map_err(|e| format!("{e}"))
+    text.parse().map_err(|e: AmountError| {
+        let code = match e {
+            AmountError::NotDecimal(_) => codes::INVALID_AMOUNT,
+            AmountError::Overflow(_) => codes::AMOUNT_OVERFLOW,
+        };
+        format!("{e} ({code})")
+    })
+}
+
+/// A channel id: a decimal number (checked here so nothing but digits reaches a URL).
+fn channel_id(text: &str) -> Result<&str, String> {
+    if text.is_empty() || text.len() > 78 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        let shown: String = text.chars().take(80).collect();
+        return Err(format!(
+            "channel id must be a decimal number (see `smartmesh channel list`), got {shown:?} ({})",
+            codes::INVALID_PARAMETER
+        ));
+    }
+    Ok(text)
+}
+
+/// A payment id: a decimal number below 2^64.
+fn payment_id(text: &str) -> Result<&str, String> {
+    match text.parse::<u64>() {
+        Ok(_) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(text),
+        _ => {
+            let shown: String = text.chars().take(80).collect();
+            Err(format!(
+                "payment id must be a decimal number below 2^64 (see `smartmesh payments`), got {shown:?} ({})",
+                codes::INVALID_PARAMETER
+            ))
+        }
+    }
 }
 
 fn address(text: &str) -> Result<Address, String> {
@@ -164,6 +198,7 @@ enum ChannelCommand {
         /// The partner's address.
         partner: String,
         /// Our deposit, base units.
+        #[arg(allow_hyphen_values = true)]
         deposit: String,
         /// Settle timeout, seconds.
         #[arg(long)]
@@ -174,6 +209,7 @@ enum ChannelCommand {
         /// Channel id.
         id: String,
         /// New total deposit, base units.
+        #[arg(allow_hyphen_values = true)]
         total: String,
     },
     /// Withdraw up to a new total (co-signed by the partner).
@@ -181,6 +217,7 @@ enum ChannelCommand {
         /// Channel id.
         id: String,
         /// New total withdrawn, base units.
+        #[arg(allow_hyphen_values = true)]
         total: String,
     },
     /// Close on chain (queued while the chain is unreachable).
@@ -212,61 +249,70 @@ fn channel_line(c: &ChannelInfo) -> String {
     line
 }
 
+/// A channel command with its input checked (nothing is sent before this succeeds).
+enum ChannelCall {
+    List,
+    Show(String),
+    Open(OpenChannelRequest),
+    Deposit(String, TotalRequest),
+    Withdraw(String, TotalRequest),
+    Close(String),
+    Settle(String),
+}
+
+impl ChannelCommand {
+    fn check(self) -> Result<ChannelCall, String> {
+        let id = |text: &str| channel_id(text).map(str::to_owned);
+        let total = |text: &str| amount(text).map(|total| TotalRequest { total });
+        Ok(match self {
+            ChannelCommand::List => ChannelCall::List,
+            ChannelCommand::Show { id: text } => ChannelCall::Show(id(&text)?),
+            ChannelCommand::Open {
+                partner,
+                deposit,
+                settle_timeout,
+            } => ChannelCall::Open(OpenChannelRequest {
+                partner: address(&partner)?,
+                deposit: amount(&deposit)?,
+                settle_timeout,
+            }),
+            ChannelCommand::Deposit { id: text, total: t } => {
+                ChannelCall::Deposit(id(&text)?, total(&t)?)
+            }
+            ChannelCommand::Withdraw { id: text, total: t } => {
+                ChannelCall::Withdraw(id(&text)?, total(&t)?)
+            }
+            ChannelCommand::Close { id: text } => ChannelCall::Close(id(&text)?),
+            ChannelCommand::Settle { id: text } => ChannelCall::Settle(id(&text)?),
+        })
+    }
+}
+
 /// Runs `smartmesh channel …`.
 pub async fn channel(args: ChannelArgs) -> Result<(), String> {
+    let call = args.command.check()?;
     let api = args.client.client()?;
     let one = |c: &ChannelInfo| channel_line(c);
-    match args.command {
-        ChannelCommand::List => {
+    let c = match call {
+        ChannelCall::List => {
             let list = api.channels().await.map_err(api_error)?;
-            args.client.show(&list, |l| {
+            return args.client.show(&list, |l| {
                 if l.is_empty() {
                     "no channels".into()
                 } else {
                     l.iter().map(channel_line).collect::<Vec<_>>().join("\n")
                 }
-            })
+            });
         }
-        ChannelCommand::Show { id } => {
-            let c = api.channel(&id).await.map_err(api_error)?;
-            args.client.show(&c, one)
-        }
-        ChannelCommand::Open {
-            partner,
-            deposit,
-            settle_timeout,
-        } => {
-            let request = OpenChannelRequest {
-                partner: address(&partner)?,
-                deposit: amount(&deposit)?,
-                settle_timeout,
-            };
-            let c = api.open_channel(&request).await.map_err(api_error)?;
-            args.client.show(&c, one)
-        }
-        ChannelCommand::Deposit { id, total } => {
-            let total = TotalRequest {
-                total: amount(&total)?,
-            };
-            let c = api.deposit(&id, &total).await.map_err(api_error)?;
-            args.client.show(&c, one)
-        }
-        ChannelCommand::Withdraw { id, total } => {
-            let total = TotalRequest {
-                total: amount(&total)?,
-            };
-            let c = api.withdraw(&id, &total).await.map_err(api_error)?;
-            args.client.show(&c, one)
-        }
-        ChannelCommand::Close { id } => {
-            let c = api.close(&id).await.map_err(api_error)?;
-            args.client.show(&c, one)
-        }
-        ChannelCommand::Settle { id } => {
-            let c = api.settle(&id).await.map_err(api_error)?;
-            args.client.show(&c, one)
-        }
+        ChannelCall::Show(id) => api.channel(&id).await,
+        ChannelCall::Open(request) => api.open_channel(&request).await,
+        ChannelCall::Deposit(id, total) => api.deposit(&id, &total).await,
+        ChannelCall::Withdraw(id, total) => api.withdraw(&id, &total).await,
+        ChannelCall::Close(id) => api.close(&id).await,
+        ChannelCall::Settle(id) => api.settle(&id).await,
     }
+    .map_err(api_error)?;
+    args.client.show(&c, one)
 }
 
 /// How a payment travels.
@@ -283,6 +329,7 @@ pub struct PayArgs {
     /// The payee's address.
     target: String,
     /// Amount it receives, base units.
+    #[arg(allow_hyphen_values = true)]
     amount: String,
     /// Direct, mediated, or auto (direct when we have a channel with the target).
     #[arg(long, value_enum, default_value = "auto")]
@@ -347,6 +394,9 @@ pub struct PaymentsArgs {
 
 /// Runs `smartmesh payments`.
 pub async fn payments(args: PaymentsArgs) -> Result<(), String> {
+    if let Some(id) = &args.id {
+        payment_id(id)?;
+    }
     let api = args.client.client()?;
     match &args.id {
         Some(id) => {
@@ -434,6 +484,7 @@ enum FeeCommand {
         /// The node.
         node: String,
         /// Flat part, base units.
+        #[arg(allow_hyphen_values = true)]
         flat: String,
         /// Proportional part, millionths.
         ppm: u64,

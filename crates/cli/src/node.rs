@@ -7,7 +7,7 @@ use serde::Deserialize;
 use smartmesh_api::types::{LinkStatsInfo, PeerInfo};
 use smartmesh_api::{ApiConfig, PeerSource};
 use smartmesh_chain::Chain;
-use smartmesh_chain::deploy::Deployment;
+use smartmesh_chain::deploy::{DeployConfig, Deployment, Grant};
 use smartmesh_chain::embedded::{EmbeddedChain, EmbeddedConfig};
 use smartmesh_chain::rpc::{RpcChain, RpcConfig};
 use smartmesh_engine::{ChainStatus, Input};
@@ -24,7 +24,7 @@ use std::time::Duration;
 pub const DEFAULT_API: &str = "127.0.0.1:5880";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "smartmesh-data";
-/// SMT granted from the embedded chain's deployer to a keystore identity at start.
+/// SMT (whole tokens) granted at genesis of the embedded chain to the node's identity.
 const EMBEDDED_GRANT_SMT: u64 = 1_000_000;
 
 /// Flags of `smartmesh node`.
@@ -134,8 +134,29 @@ impl NodeArgs {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| format!("config {}: {}", path.display(), e.message()))?
+                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    let line = e.span().map(|span| {
+                        let before = text.get(..span.start).unwrap_or_default();
+                        let number = before.matches('\n').count() + 1;
+                        let shown: String = text
+                            .lines()
+                            .nth(number - 1)
+                            .unwrap_or_default()
+                            .trim()
+                            .chars()
+                            .take(80)
+                            .collect();
+                        (number, shown)
+                    });
+                    match line {
+                        Some((number, shown)) => format!(
+                            "config {} line {number} ({shown}): {}",
+                            path.display(),
+                            e.message()
+                        ),
+                        None => format!("config {}: {}", path.display(), e.message()),
+                    }
+                })?
             }
             None => FileConfig::default(),
         };
@@ -227,24 +248,30 @@ struct ChainSetup {
     endpoint: String,
 }
 
+/// Chain ids of development chains (ours and Hardhat/Anvil): the only chains a
+/// publicly known development key may be used on, and where events need no burial.
+const DEV_CHAIN_IDS: [u64; 2] = [1337, 31337];
+
 async fn chain(settings: &Settings, key: &PrivateKey) -> Result<ChainSetup, String> {
     match &settings.eth_rpc {
         Some(url) => {
             let path = settings.deployment.as_ref().ok_or("no deployment file")?;
             let deployment = Deployment::read(path).map_err(|e| e.to_string())?;
-            let confirmations = settings.confirmations.unwrap_or(
-                if matches!(deployment.chain_id.0, 1337 | 31337) {
-                    0
-                } else {
-                    2
-                },
-            );
-            let config = if confirmations == 0 {
-                RpcConfig::dev(url.clone(), 0)
+            let chain_id = deployment.chain_id.0;
+            let dev_chain = DEV_CHAIN_IDS.contains(&chain_id);
+            if settings.dev_key.is_some() && !dev_chain {
+                return Err(format!(
+                    "--dev-key uses a publicly known development key: refused on chain id {chain_id} \
+                     (development chains are 1337 and 31337); use --keystore"
+                ));
+            }
+            let config = if dev_chain {
+                RpcConfig::dev(url.clone(), settings.confirmations.unwrap_or(0))
             } else {
+                let defaults = RpcConfig::new(url.clone());
                 RpcConfig {
-                    confirmations,
-                    ..RpcConfig::new(url.clone())
+                    confirmations: settings.confirmations.unwrap_or(defaults.confirmations),
+                    ..defaults
                 }
             };
             let chain = RpcChain::connect(config).map_err(|e| format!("--eth-rpc {url}: {e}"))?;
@@ -255,32 +282,37 @@ async fn chain(settings: &Settings, key: &PrivateKey) -> Result<ChainSetup, Stri
             })
         }
         None => {
-            let chain = EmbeddedChain::new(EmbeddedConfig::with_contracts())
-                .map_err(|e| format!("embedded chain: {e}"))?;
+            // The embedded chain's deployer (dev account 0) holds the SMT supply: any
+            // other identity gets SMT at genesis, and ether when it is not a funded dev
+            // account.
+            let deployer = smartmesh_chain::embedded::dev_keys(1)
+                .pop()
+                .ok_or("no development account")?;
+            let mut deploy = DeployConfig::default();
+            if key.address() != deployer.address() {
+                let smt = U256::from(EMBEDDED_GRANT_SMT)
+                    .checked_mul(U256::from(10u64).pow(U256::from(18u64)))
+                    .ok_or("embedded grant overflows")?;
+                deploy.grants.push(Grant {
+                    to: key.address(),
+                    amount: smt,
+                });
+            }
+            let config = EmbeddedConfig {
+                deploy: Some(deploy),
+                ..EmbeddedConfig::default()
+            };
+            let chain = EmbeddedChain::new(config).map_err(|e| format!("embedded chain: {e}"))?;
             let deployment = chain
                 .deployment()
                 .ok_or("the embedded chain has no contracts")?;
-            // The deployer (dev account 0) holds the SMT supply: give any other identity
-            // SMT, and ether when it is not a funded dev account.
-            let dev = chain.dev_keys();
-            let deployer = dev.first().ok_or("no development account")?;
-            if key.address() != deployer.address() {
-                if !dev.iter().any(|k| k.address() == key.address()) {
-                    let ether = U256::from(100u64) * U256::from(10u64).pow(U256::from(18u64));
-                    chain.fund(key.address(), ether);
-                }
-                let smt = TokenAmount::from_u128(u128::from(EMBEDDED_GRANT_SMT) * 10u128.pow(18));
-                use alloy::sol_types::SolCall;
-                let transfer = smartmesh_contracts::SmartMeshToken::transferCall {
-                    to: key.address(),
-                    value: smt.0,
-                };
-                chain
-                    .execute(
-                        deployer.address(),
-                        smartmesh_chain::TxRequest::call(deployment.token, transfer.abi_encode()),
-                    )
-                    .map_err(|e| format!("embedded chain grant: {e}"))?;
+            if !chain
+                .dev_keys()
+                .iter()
+                .any(|k| k.address() == key.address())
+            {
+                let ether = U256::from(100u64) * U256::from(10u64).pow(U256::from(18u64));
+                chain.fund(key.address(), ether);
             }
             Ok(ChainSetup {
                 chain: Arc::new(chain),
@@ -353,21 +385,76 @@ pub fn node_file(data_dir: &Path) -> PathBuf {
 
 fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    written.map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Logs chain status changes in plain words, with sync progress.
+/// Takes `<data-dir>/node.lock` for the life of the process, so a second node on the
+/// same directory stops before it starts anything (links, API) or touches `node.json`.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, String> {
+    let path = data_dir.join("node.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let running = std::fs::read_to_string(node_file(data_dir))
+                .ok()
+                .and_then(|t| serde_json::from_str::<NodeFile>(&t).ok())
+                .map(|f| format!(" (pid {}, API {})", f.pid, f.api_url))
+                .unwrap_or_default();
+            Err(format!(
+                "data directory {} is in use by another smartmesh node{running}",
+                data_dir.display()
+            ))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
+/// How often sync progress is logged while the node catches up with the chain.
+const SYNC_PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Logs chain status changes in plain words, and sync progress while syncing.
 fn watch_chain(node: NodeHandle) {
     let mut notifications = node.subscribe();
     tokio::spawn(async move {
+        // Notifications follow commits, so the start-up `ChainReachable` usually
+        // arrives here too; the status changes are logged in the order applied.
         let mut last: Option<ChainStatus> = None;
+        let mut progress = tokio::time::interval_at(
+            tokio::time::Instant::now() + SYNC_PROGRESS_EVERY,
+            SYNC_PROGRESS_EVERY,
+        );
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut logged_block = None;
         loop {
-            let applied = match notifications.recv().await {
-                Ok(a) => a,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return,
+            let applied = tokio::select! {
+                received = notifications.recv() => match received {
+                    Ok(a) => a,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+                _ = progress.tick() => {
+                    if last == Some(ChainStatus::Syncing) {
+                        let scanned = *node.chain_access().scanned.borrow();
+                        if logged_block != Some(scanned) {
+                            logged_block = Some(scanned);
+                            let head = head_block(&node).await;
+                            tracing::info!("syncing: block {scanned} of {head}");
+                        }
+                    }
+                    continue;
+                }
             };
             let status = match applied.input {
                 Input::ChainUnreachable => ChainStatus::Unreachable,
@@ -379,35 +466,88 @@ fn watch_chain(node: NodeHandle) {
                 continue;
             }
             last = Some(status);
-            let queued = node.query(|s| s.pending_onchain.len()).await.unwrap_or(0);
-            match status {
-                ChainStatus::Unreachable => tracing::warn!(
-                    "chain unreachable: payments over open channels continue; {queued} on-chain actions queued"
-                ),
-                ChainStatus::Syncing => {
-                    let access = node.chain_access();
-                    let head = access.chain.head().await.map(|h| h.number.0).ok();
-                    let scanned = *access.scanned.borrow();
-                    tracing::info!(
-                        "chain reachable: syncing from block {scanned} to {}",
-                        head.map_or("?".into(), |h| h.to_string())
-                    );
-                }
-                ChainStatus::Synced => {
-                    tracing::info!("chain synced: {queued} queued on-chain actions go out")
-                }
-            }
+            // Progress lines follow only once the scan moved past where it started.
+            logged_block = Some(*node.chain_access().scanned.borrow());
+            log_status(&node, status).await;
         }
     });
 }
 
+async fn head_block(node: &NodeHandle) -> String {
+    match node.chain_access().chain.head().await {
+        Ok(head) => head.number.0.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
+async fn log_status(node: &NodeHandle, status: ChainStatus) {
+    let queued = node.query(|s| s.pending_onchain.len()).await.unwrap_or(0);
+    match status {
+        ChainStatus::Unreachable => tracing::warn!(
+            "chain unreachable: payments over open channels continue, {queued} on-chain actions queued"
+        ),
+        ChainStatus::Syncing => {
+            let scanned = *node.chain_access().scanned.borrow();
+            let head = head_block(node).await;
+            tracing::info!("chain reachable: syncing from block {scanned} to {head}");
+        }
+        ChainStatus::Synced => {
+            tracing::info!("chain synced: {queued} queued on-chain actions go out")
+        }
+    }
+}
+
 /// Runs `smartmesh node` until SIGINT or SIGTERM.
 pub async fn run(args: NodeArgs) -> Result<(), String> {
+    // Signals are caught from the start, so a stop during start-up is orderly too.
+    let mut stop = Stop::install()?;
     let settings = args.settings()?;
     let key = identity(&settings)?;
     std::fs::create_dir_all(&settings.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
-    let setup = chain(&settings, &key).await?;
+    let _lock = lock_data_dir(&settings.data_dir)?;
+    let (setup, links, node) = tokio::select! {
+        started = start_node(&settings, &key) => started?,
+        _ = stop.wait() => return Err("stopped during start-up".into()),
+    };
+    watch_chain(node.clone());
+    let node_json = node_file(&settings.data_dir);
+    let served = serve(
+        &settings, &setup, &key, &node, &links, &node_json, &mut stop,
+    )
+    .await;
+    if served.is_ok() {
+        tracing::info!("stopping");
+    }
+    let _ = std::fs::remove_file(&node_json);
+    let stopped = tokio::time::timeout(Duration::from_secs(10), node.shutdown()).await;
+    links.shutdown().await;
+    served?;
+    match stopped {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("the node did not stop within 10 s".into()),
+    }
+}
+
+/// The chain, the links and the node runtime, in that order (the data directory is
+/// already locked).
+async fn start_node(
+    settings: &Settings,
+    key: &PrivateKey,
+) -> Result<(ChainSetup, P2pNode, NodeHandle), String> {
+    let setup = chain(settings, key).await?;
+    let bounds = (
+        setup.deployment.min_settle_timeout,
+        setup.deployment.max_settle_timeout,
+    );
+    if let Some(timeout) = settings.settle_timeout
+        && !(bounds.0..=bounds.1).contains(&timeout)
+    {
+        return Err(format!(
+            "--settle-timeout {timeout}: this token network allows {} to {} seconds",
+            bounds.0, bounds.1
+        ));
+    }
     let mut config = NodeConfig::new(
         settings.data_dir.join("wal"),
         key.clone(),
@@ -420,7 +560,7 @@ pub async fn run(args: NodeArgs) -> Result<(), String> {
         config.engine.fee_proportional_ppm = ppm;
     }
     let (links, inbound) = smartmesh_p2p::start(
-        &key,
+        key,
         P2pConfig {
             listen: settings.listen.clone(),
             static_peers: settings.peers.clone(),
@@ -430,7 +570,7 @@ pub async fn run(args: NodeArgs) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())?;
-    let node = smartmesh_node::start(
+    match smartmesh_node::start(
         config,
         setup.chain.clone(),
         Arc::new(links.clone()),
@@ -438,7 +578,26 @@ pub async fn run(args: NodeArgs) -> Result<(), String> {
         Arc::new(SystemClock),
     )
     .await
-    .map_err(|e| format!("cannot start the node: {e}"))?;
+    {
+        Ok(node) => Ok((setup, links, node)),
+        Err(e) => {
+            links.shutdown().await;
+            Err(format!("cannot start the node: {e}"))
+        }
+    }
+}
+
+/// Sets our fee, starts the API, announces the node (node.json, the `ready` line) and
+/// waits for a stop signal; the API is stopped before this returns.
+async fn serve(
+    settings: &Settings,
+    setup: &ChainSetup,
+    key: &PrivateKey,
+    node: &NodeHandle,
+    links: &P2pNode,
+    node_json: &Path,
+    stop: &mut Stop,
+) -> Result<(), String> {
     if settings.fee_flat.is_some() || settings.fee_ppm.is_some() {
         let fee = smartmesh_engine::FeeSchedule {
             flat: TokenAmount::from_u128(settings.fee_flat.unwrap_or(0)),
@@ -448,7 +607,6 @@ pub async fn run(args: NodeArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot set our fee: {e}"))?;
     }
-    watch_chain(node.clone());
     let token = smartmesh_api::load_or_create_token(&settings.data_dir.join("api-token"))
         .map_err(|e| e.to_string())?;
     let api = smartmesh_api::start(
@@ -463,7 +621,7 @@ pub async fn run(args: NodeArgs) -> Result<(), String> {
         Arc::new(Links(links.clone())),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| format!("cannot start the API on {}: {e}", settings.api_listen))?;
     let file = NodeFile {
         address: key.address(),
         peer_id: links.peer_id(),
@@ -471,11 +629,13 @@ pub async fn run(args: NodeArgs) -> Result<(), String> {
         listen_addrs: links.listen_addrs(),
         pid: std::process::id(),
     };
-    let node_json = node_file(&settings.data_dir);
-    write_atomically(
-        &node_json,
-        &serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?,
-    )?;
+    let announced = serde_json::to_string_pretty(&file)
+        .map_err(|e| e.to_string())
+        .and_then(|text| write_atomically(node_json, &text));
+    if let Err(e) = announced {
+        api.stop().await;
+        return Err(e);
+    }
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
@@ -488,29 +648,31 @@ pub async fn run(args: NodeArgs) -> Result<(), String> {
         }
         let _ = out.flush();
     }
-    wait_for_signal().await;
-    tracing::info!("stopping");
-    let _ = std::fs::remove_file(&node_json);
+    stop.wait().await;
     api.stop().await;
-    let stopped = tokio::time::timeout(Duration::from_secs(10), node.shutdown()).await;
-    links.shutdown().await;
-    match stopped {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err("the node did not stop within 10 s".into()),
-    }
+    Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGINT and SIGTERM.
+struct Stop {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn install() -> Result<Self, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term =
+            signal(SignalKind::terminate()).map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
+        let int =
+            signal(SignalKind::interrupt()).map_err(|e| format!("cannot catch SIGINT: {e}"))?;
+        Ok(Self { term, int })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

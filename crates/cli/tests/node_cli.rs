@@ -1,6 +1,7 @@
 //! `smartmesh node` settings and identity: config file < environment < flags, unknown
 //! keys and contradictory or missing settings refused with clear errors, a keystore
-//! identity (and a wrong password refused), a clean stop on SIGTERM.
+//! identity (and a wrong password refused), one node per data directory, bad client
+//! input refused before anything changes, a clean stop on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -20,6 +21,8 @@ fn base() -> Command {
         "SMARTMESH_ETH_RPC",
         "SMARTMESH_DEPLOYMENT",
         "SMARTMESH_API_LISTEN",
+        "SMARTMESH_API",
+        "SMARTMESH_API_TOKEN_FILE",
     ] {
         cmd.env_remove(var);
     }
@@ -121,6 +124,35 @@ fn bad_settings_are_refused_before_anything_starts() {
         .arg("--data-dir")
         .arg(&data);
     refused(cmd.output().expect("run"), "loopback");
+    let mut cmd = base();
+    cmd.args(["node", "--dev-key", "1", "--settle-timeout", "1"])
+        .arg("--data-dir")
+        .arg(&data);
+    refused(cmd.output().expect("run"), "allows 10 to");
+    // A wrongly typed value is named with its line.
+    std::fs::write(&config, "dev_key = 1\nfee_ppm = \"lots\"\n").expect("write");
+    let mut cmd = base();
+    cmd.args(["node", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data);
+    refused(cmd.output().expect("run"), "line 2 (fee_ppm = \"lots\")");
+    // A publicly known development key is refused on a chain that is not a dev chain.
+    let chain = smartmesh_chain::embedded::EmbeddedChain::new(
+        smartmesh_chain::embedded::EmbeddedConfig::with_contracts(),
+    )
+    .expect("chain");
+    let mut deployment = chain.deployment().expect("deployment");
+    deployment.chain_id = smartmesh_primitives::ChainId(5);
+    let file = tmp.path().join("deployment.json");
+    deployment.write(&file).expect("write deployment");
+    let mut cmd = base();
+    cmd.args(["node", "--dev-key", "1", "--eth-rpc", "http://127.0.0.1:1"])
+        .arg("--deployment")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&data);
+    refused(cmd.output().expect("run"), "refused on chain id 5");
     assert!(!data.join("node.json").exists());
 }
 
@@ -227,7 +259,7 @@ fn a_keystore_identity_needs_its_password() {
         .arg("--data-dir")
         .arg(&data)
         .env("SMARTMESH_PASSWORD", "wrong");
-    refused(cmd.output().expect("run"), "cannot open keystore");
+    refused(cmd.output().expect("run"), "wrong password");
     assert!(!data.join("node.json").exists());
     let mut cmd = base();
     cmd.args(["node", "--keystore"])
@@ -250,4 +282,113 @@ fn a_keystore_identity_needs_its_password() {
         "{text}"
     );
     node.stop();
+}
+
+/// Runs a client command against the node in `data`.
+fn cli(data: &Path, args: &[&str]) -> Output {
+    base()
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("run the client")
+}
+
+fn ok(out: Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "must succeed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn bad_client_input_is_refused_and_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let mut cmd = base();
+    cmd.args(["node", "--dev-key", "1", "--data-dir"])
+        .arg(&data);
+    let (node, _) = Running::start(cmd);
+    let node_json = std::fs::read_to_string(data.join("node.json")).expect("node.json");
+    // A channel on the embedded chain with dev account 3 (it need not be online).
+    let partner = "0x90F79bf6EB2c4f870365E785982E1f87E6C0bA6F"; // dev account 3
+    let opened = ok(cli(&data, &["channel", "open", partner, "1000"]));
+    assert!(opened.contains("opened"), "{opened}");
+    let id = opened
+        .split_whitespace()
+        .next()
+        .expect("channel id")
+        .to_owned();
+    let before = ok(cli(&data, &["channel", "list", "--json"]));
+    assert!(before.contains("\"our_deposit\": \"1000\""), "{before}");
+
+    let over = "115792089237316195423570985008687907853269984665640564039457584007913129639936";
+    let bad_token = tmp.path().join("bad-token");
+    std::fs::write(&bad_token, "f".repeat(64)).expect("write");
+    let bad_token = bad_token.display().to_string();
+    for (args, needle) in [
+        (vec!["pay", partner, "1.5"], "(invalid_amount)"),
+        (vec!["pay", partner, "1e3"], "(invalid_amount)"),
+        (vec!["pay", partner, "-1"], "(invalid_amount)"),
+        (vec!["channel", "deposit", &id, over], "(amount_overflow)"),
+        (vec!["channel", "withdraw", &id, "1.5"], "(invalid_amount)"),
+        (vec!["channel", "show", "999"], "(unknown_channel)"),
+        (vec!["channel", "close", "999"], "(unknown_channel)"),
+        (
+            vec!["channel", "close", "../payments"],
+            "(invalid_parameter)",
+        ),
+        (vec!["payments", "x"], "(invalid_parameter)"),
+        (vec!["channel", "open", "0xnope", "5"], "not an address"),
+        (
+            vec![
+                "channel",
+                "deposit",
+                &id,
+                "2000",
+                "--token-file",
+                &bad_token,
+            ],
+            "(unauthorized)",
+        ),
+        (
+            vec!["channel", "close", &id, "--api", "http://127.0.0.1:1"],
+            "is `smartmesh node` running?",
+        ),
+    ] {
+        let out = cli(&data, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected {needle:?} in {stderr}"
+        );
+    }
+    assert_eq!(ok(cli(&data, &["channel", "list", "--json"])), before);
+
+    // A second node on the same data directory stops before touching anything.
+    let mut cmd = base();
+    cmd.args([
+        "node",
+        "--dev-key",
+        "1",
+        "--api-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(&data);
+    refused(
+        cmd.output().expect("run"),
+        "in use by another smartmesh node",
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("node.json")).expect("node.json"),
+        node_json
+    );
+    assert_eq!(ok(cli(&data, &["channel", "list", "--json"])), before);
+    node.stop();
+    assert!(
+        !data.join("node.json").exists(),
+        "node.json removed at stop"
+    );
 }
