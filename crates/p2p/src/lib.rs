@@ -10,10 +10,12 @@
 
 mod codec;
 mod identity;
+mod mesh_link;
 mod swarm;
 
 pub use identity::{address_of_peer, peer_id_of};
 pub use libp2p::{Multiaddr, PeerId};
+pub use mesh_link::{MAX_MESH_FRAME, MeshLinkStats, MeshSendError};
 pub use swarm::{P2pNode, start};
 
 use smartmesh_primitives::Address;
@@ -31,6 +33,9 @@ pub struct P2pConfig {
     /// Capacity of the queue of inbound messages to the node; when full, the peer is
     /// answered "busy" (backpressure) and the message dropped (its sender retries).
     pub inbound_queue: usize,
+    /// Capacity of the queue of mesh frames from neighbours to the mesh; when full,
+    /// the links stop reading (the neighbours slow down).
+    pub mesh_inbound_queue: usize,
     /// Capacity of the queue of sends waiting for the link task; full means dropped.
     pub outbound_queue: usize,
     /// Largest message accepted or sent, bytes.
@@ -49,6 +54,7 @@ impl Default for P2pConfig {
             mdns: true,
             inbound_queue: 4096,
             outbound_queue: 4096,
+            mesh_inbound_queue: 1024,
             max_message_bytes: 1 << 20,
             request_timeout: Duration::from_secs(10),
             redial_interval: Duration::from_secs(2),

@@ -3,6 +3,7 @@
 
 use crate::codec::{Ack, ChannelCodec, PROTOCOL};
 use crate::identity::{address_of_peer, keypair};
+use crate::mesh_link::{MeshLinkStats, MeshLinks, MeshSendError};
 use crate::{P2pConfig, P2pError, P2pStats, PeerSource, PeerSummary};
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
@@ -34,6 +35,7 @@ const LISTEN_WAIT: Duration = Duration::from_secs(10);
 struct Behaviour {
     channel: request_response::Behaviour<ChannelCodec>,
     mdns: Toggle<mdns::tokio::Behaviour>,
+    stream: libp2p_stream::Behaviour,
 }
 
 enum Command {
@@ -87,6 +89,8 @@ pub struct P2pNode {
     shared: Arc<Shared>,
     commands: mpsc::Sender<Command>,
     inbound: mpsc::WeakSender<(Address, Vec<u8>)>,
+    mesh: Arc<MeshLinks>,
+    mesh_inbound: Arc<Mutex<Option<Inbound>>>,
 }
 
 impl std::fmt::Debug for P2pNode {
@@ -178,6 +182,69 @@ impl P2pNode {
         }
     }
 
+    /// Addresses of the neighbours with a link up.
+    pub fn connected(&self) -> Vec<Address> {
+        let table = self.shared.table();
+        let mut up: Vec<Address> = table
+            .peers
+            .values()
+            .filter(|e| !e.connections.is_empty())
+            .map(|e| e.address)
+            .collect();
+        up.sort();
+        up
+    }
+
+    /// The queue of mesh frames from neighbours (sender address, frame); it can be
+    /// taken once.
+    pub fn take_mesh_inbound(&self) -> Option<Inbound> {
+        self.mesh_inbound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn linked_peer(&self, to: Address) -> Result<PeerId, MeshSendError> {
+        let table = self.shared.table();
+        table
+            .by_address
+            .get(&to)
+            .filter(|id| {
+                table
+                    .peers
+                    .get(id)
+                    .is_some_and(|e| !e.connections.is_empty())
+            })
+            .copied()
+            .ok_or(MeshSendError::NoLink)
+    }
+
+    /// Queues a mesh frame for the neighbour `to` without waiting.
+    pub fn mesh_try_send(&self, to: Address, frame: Vec<u8>) -> Result<(), MeshSendError> {
+        let peer = self
+            .linked_peer(to)
+            .inspect_err(|_| self.mesh.drop_frame())?;
+        self.mesh.try_send(to, peer, frame)
+    }
+
+    /// Queues a mesh frame for the neighbour `to`, waiting up to `wait` for room.
+    pub async fn mesh_send(
+        &self,
+        to: Address,
+        frame: Vec<u8>,
+        wait: Duration,
+    ) -> Result<(), MeshSendError> {
+        let peer = self
+            .linked_peer(to)
+            .inspect_err(|_| self.mesh.drop_frame())?;
+        self.mesh.send(to, peer, frame, wait).await
+    }
+
+    /// Counters of the mesh links.
+    pub fn mesh_stats(&self) -> MeshLinkStats {
+        self.mesh.stats()
+    }
+
     /// Stops the link task (closing every connection).
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
@@ -210,7 +277,11 @@ fn without_peer(addr: &Multiaddr) -> Multiaddr {
 /// Starts the link layer with the node key as identity; returns once every listener
 /// is up. Messages for the node arrive on the returned queue.
 pub async fn start(key: &PrivateKey, config: P2pConfig) -> Result<(P2pNode, Inbound), P2pError> {
-    if config.inbound_queue == 0 || config.outbound_queue == 0 || config.max_message_bytes == 0 {
+    if config.inbound_queue == 0
+        || config.outbound_queue == 0
+        || config.mesh_inbound_queue == 0
+        || config.max_message_bytes == 0
+    {
         return Err(P2pError::Config(
             "queue sizes and the message limit must be positive".into(),
         ));
@@ -249,6 +320,7 @@ pub async fn start(key: &PrivateKey, config: P2pConfig) -> Result<(P2pNode, Inbo
                     rr_config,
                 ),
                 mdns: Toggle::from(mdns),
+                stream: libp2p_stream::Behaviour::new(),
             })
         })
         .map_err(|e| P2pError::Transport(e.to_string()))?
@@ -309,10 +381,14 @@ pub async fn start(key: &PrivateKey, config: P2pConfig) -> Result<(P2pNode, Inbo
     });
     let (commands, command_rx) = mpsc::channel(config.outbound_queue);
     let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue);
+    let (mesh_tx, mesh_rx) = mpsc::channel(config.mesh_inbound_queue);
+    let mesh = MeshLinks::start(swarm.behaviour().stream.new_control(), mesh_tx);
     let node = P2pNode {
         shared: shared.clone(),
         commands,
         inbound: inbound_tx.downgrade(),
+        mesh,
+        mesh_inbound: Arc::new(Mutex::new(Some(mesh_rx))),
     };
     let task = LinkTask {
         swarm,

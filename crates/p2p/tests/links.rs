@@ -167,3 +167,53 @@ fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_frames_flow_in_order_with_backpressure_and_size_limits() {
+    use smartmesh_p2p::{MAX_MESH_FRAME, MeshSendError};
+    let ((a, _a_in), (b, _b_in)) = pair("/ip4/127.0.0.1/tcp/0").await;
+    eventually("linked", || {
+        a.is_connected(b.address()) && b.is_connected(a.address())
+    })
+    .await;
+    let mut a_mesh = a.take_mesh_inbound().expect("mesh queue");
+    assert!(a.take_mesh_inbound().is_none(), "taken once");
+    assert_eq!(
+        b.mesh_try_send(a.address(), vec![0; MAX_MESH_FRAME + 1]),
+        Err(MeshSendError::TooLarge)
+    );
+    assert_eq!(
+        b.mesh_try_send(
+            PrivateKey::from_bytes(&[9; 32]).expect("key").address(),
+            vec![1]
+        ),
+        Err(MeshSendError::NoLink)
+    );
+    // 3000 frames, more than every queue on the way holds: the sender waits for room,
+    // nothing is lost, order is kept.
+    let sender = b.clone();
+    let to = a.address();
+    let writer = tokio::spawn(async move {
+        for i in 0u32..3000 {
+            let mut frame = i.to_be_bytes().to_vec();
+            frame.resize(1000, 7);
+            sender.mesh_send(to, frame, WAIT).await.expect("queued");
+        }
+    });
+    for i in 0u32..3000 {
+        let (from, frame) = tokio::time::timeout(WAIT, a_mesh.recv())
+            .await
+            .expect("in time")
+            .expect("open");
+        assert_eq!(from, b.address());
+        assert_eq!(frame.len(), 1000);
+        assert_eq!(frame[..4], i.to_be_bytes());
+    }
+    writer.await.expect("writer");
+    let stats = b.mesh_stats();
+    assert_eq!(stats.frames_sent, 3000);
+    assert_eq!(a.mesh_stats().bytes_received, 3_000_000);
+    assert_eq!(a.connected(), vec![b.address()]);
+    a.shutdown().await;
+    b.shutdown().await;
+}
