@@ -3,10 +3,12 @@
 //! suppression, [`forward`]) and the packets on a link ([`wire`]). Routing itself is `smartmesh-routing`.
 
 pub mod forward;
+pub mod payload;
 pub mod session;
 pub mod wire;
 
 pub use forward::{Forwarder, Verdict};
+pub use payload::{MessageId, Payload};
 pub use session::{Hello, Initiating, Sealed, Session, SessionId, Welcome, respond};
 pub use wire::Packet;
 

@@ -48,6 +48,13 @@ pub enum Packet {
         /// The sealed payload.
         sealed: Sealed,
     },
+    /// A link probe (for the link cost); a neighbour answers it at once.
+    Probe {
+        /// Chosen by the prober.
+        nonce: u64,
+        /// Whether this is the answer.
+        reply: bool,
+    },
 }
 
 const TAG_UPDATE: u8 = 1;
@@ -55,6 +62,8 @@ const TAG_REQUEST: u8 = 2;
 const TAG_HELLO: u8 = 3;
 const TAG_WELCOME: u8 = 4;
 const TAG_DATA: u8 = 5;
+const TAG_PROBE: u8 = 6;
+const TAG_PROBE_REPLY: u8 = 7;
 
 impl Packet {
     /// Canonical bytes.
@@ -121,6 +130,10 @@ impl Packet {
                 out.extend_from_slice(&(n as u32).to_be_bytes());
                 out.extend_from_slice(&sealed.ciphertext[..n]);
             }
+            Packet::Probe { nonce, reply } => {
+                out.push(if *reply { TAG_PROBE_REPLY } else { TAG_PROBE });
+                out.extend_from_slice(&nonce.to_be_bytes());
+            }
         }
         out
     }
@@ -132,7 +145,8 @@ impl Packet {
         if version != VERSION {
             return Err(MeshError::Codec(format!("unknown version {version}")));
         }
-        let packet = match r.u8()? {
+        let tag = r.u8()?;
+        let packet = match tag {
             TAG_UPDATE => {
                 let n = usize::from(r.u16()?);
                 if n > MAX_ENTRIES {
@@ -199,6 +213,10 @@ impl Packet {
                     },
                 }
             }
+            TAG_PROBE | TAG_PROBE_REPLY => Packet::Probe {
+                nonce: r.u64()?,
+                reply: tag == TAG_PROBE_REPLY,
+            },
             tag => return Err(MeshError::Codec(format!("unknown packet tag {tag}"))),
         };
         if r.at != bytes.len() {

@@ -44,6 +44,14 @@ fn samples() -> Vec<Packet> {
             hop_limit: 3,
             sealed,
         },
+        Packet::Probe {
+            nonce: u64::MAX,
+            reply: false,
+        },
+        Packet::Probe {
+            nonce: 1,
+            reply: true,
+        },
     ]
 }
 
