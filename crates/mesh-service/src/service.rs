@@ -1,0 +1,1096 @@
+//! The mesh task: owns all mesh state; reacts to frames from neighbours, commands from
+//! the handle and a periodic tick.
+
+use crate::links::Links;
+use crate::types::{
+    InboxMessage, MeshConfig, MeshServiceError, MeshStats, NeighbourView, OutboxView, RouteView,
+    SendStatus,
+};
+use smartmesh_mesh::payload::{MAX_CHUNK, MAX_MESSAGE, MAX_NAME};
+use smartmesh_mesh::{
+    Forwarder, Hello, Initiating, MessageId, Packet, Payload, Sealed, Session, SessionId, Verdict,
+    Welcome, respond,
+};
+use smartmesh_primitives::{Address, PrivateKey, keccak256};
+use smartmesh_routing::{Input, Output, Router};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Sessions kept (the oldest are dropped beyond).
+const MAX_SESSIONS: usize = 1024;
+/// Message ids remembered as delivered (to acknowledge repeats without delivering twice).
+const DELIVERED_MEMORY: usize = 4096;
+/// Messages being reassembled per sender.
+const PARTIAL_PER_SOURCE: usize = 8;
+/// Sent parts not acknowledged after this many tries: the session is started again
+/// (the destination may have restarted and lost it).
+const TRIES_BEFORE_NEW_SESSION: u32 = 3;
+/// Probe answers remembered per link for its loss rate.
+const PROBE_HISTORY: usize = 10;
+/// Remembered duplicate packet ids.
+const FORWARDER_MEMORY: usize = 65_536;
+/// Link cost of a perfect link.
+const PERFECT_LINK: u32 = 256;
+
+enum Command {
+    Send {
+        to: Address,
+        name: String,
+        body: Vec<u8>,
+        reply: oneshot::Sender<Result<MessageId, MeshServiceError>>,
+    },
+    Inbox(oneshot::Sender<Vec<InboxMessage>>),
+    Outbox(oneshot::Sender<Vec<OutboxView>>),
+    Routes(oneshot::Sender<(Vec<RouteView>, Vec<NeighbourView>)>),
+    Stats(oneshot::Sender<MeshStats>),
+    SetPrice(u64),
+}
+
+/// Talks to the mesh task. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct MeshHandle {
+    address: Address,
+    commands: mpsc::Sender<Command>,
+}
+
+impl MeshHandle {
+    /// Our address.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, MeshServiceError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| MeshServiceError::Stopped)?;
+        rx.await.map_err(|_| MeshServiceError::Stopped)
+    }
+
+    /// Queues a text message (empty `name`) or a file for `to`; it is sent as soon as a
+    /// route and a session exist, and retried until acknowledged or expired.
+    pub async fn send(
+        &self,
+        to: Address,
+        name: String,
+        body: Vec<u8>,
+    ) -> Result<MessageId, MeshServiceError> {
+        if to == self.address {
+            return Err(MeshServiceError::ToSelf);
+        }
+        if body.len() > MAX_MESSAGE {
+            return Err(MeshServiceError::TooLarge {
+                size: body.len(),
+                limit: MAX_MESSAGE,
+            });
+        }
+        if name.len() > MAX_NAME {
+            return Err(MeshServiceError::NameTooLong(MAX_NAME));
+        }
+        self.ask(|reply| Command::Send {
+            to,
+            name,
+            body,
+            reply,
+        })
+        .await?
+    }
+
+    /// Messages received (oldest first).
+    pub async fn inbox(&self) -> Result<Vec<InboxMessage>, MeshServiceError> {
+        self.ask(Command::Inbox).await
+    }
+
+    /// Messages sent or being sent.
+    pub async fn outbox(&self) -> Result<Vec<OutboxView>, MeshServiceError> {
+        self.ask(Command::Outbox).await
+    }
+
+    /// Selected routes and neighbour links.
+    pub async fn routes(&self) -> Result<(Vec<RouteView>, Vec<NeighbourView>), MeshServiceError> {
+        self.ask(Command::Routes).await
+    }
+
+    /// Counters.
+    pub async fn stats(&self) -> Result<MeshStats, MeshServiceError> {
+        self.ask(Command::Stats).await
+    }
+
+    /// Sets our forwarding price per KiB (announced with our routes).
+    pub async fn set_price(&self, price_per_kib: u64) -> Result<(), MeshServiceError> {
+        self.commands
+            .send(Command::SetPrice(price_per_kib))
+            .await
+            .map_err(|_| MeshServiceError::Stopped)
+    }
+}
+
+/// Starts the mesh task on `links`, reading neighbour frames from `inbound`.
+pub fn start(
+    key: PrivateKey,
+    config: MeshConfig,
+    links: Arc<dyn Links>,
+    inbound: mpsc::Receiver<(Address, Vec<u8>)>,
+) -> Result<MeshHandle, MeshServiceError> {
+    if config.window == 0 || config.command_queue == 0 || config.hop_limit < 2 {
+        return Err(MeshServiceError::Config(
+            "window and command queue must be positive, hop limit at least 2".into(),
+        ));
+    }
+    let me = key.address();
+    let mut router = Router::new(me, config.routing.clone())
+        .map_err(|e| MeshServiceError::Config(e.to_string()))?;
+    router.handle(Input::SetPrice {
+        price: config.price_per_kib,
+    });
+    let (commands, command_rx) = mpsc::channel(config.command_queue);
+    let service = Service {
+        me,
+        key,
+        links,
+        router,
+        forwarder: Forwarder::new(FORWARDER_MEMORY),
+        started: Instant::now(),
+        neighbours: BTreeMap::new(),
+        sessions: HashMap::new(),
+        session_order: VecDeque::new(),
+        current: HashMap::new(),
+        initiating: HashMap::new(),
+        outbox: Vec::new(),
+        outbox_bytes: 0,
+        partial: HashMap::new(),
+        delivered: HashSet::new(),
+        delivered_order: VecDeque::new(),
+        inbox: VecDeque::new(),
+        inbox_bytes: 0,
+        store: HashMap::new(),
+        stored_by_source: HashMap::new(),
+        stored_total: 0,
+        stats: MeshStats::default(),
+        next_probe: 0,
+        last_probe_ms: 0,
+        config,
+    };
+    tokio::spawn(service.run(inbound, command_rx));
+    Ok(MeshHandle {
+        address: me,
+        commands,
+    })
+}
+
+struct Link {
+    cost: u32,
+    rtt_us: Option<u64>,
+    /// Probes sent and not answered: nonce → sent at (µs since start).
+    probes: VecDeque<(u64, u64)>,
+    /// Answered (true) or lost (false), newest last.
+    history: VecDeque<bool>,
+}
+
+struct Outgoing {
+    id: MessageId,
+    to: Address,
+    name: String,
+    size: usize,
+    parts: Vec<Vec<u8>>,
+    acked: Vec<bool>,
+    /// When each part was last sent (ms) and how often.
+    sent: Vec<Option<(u64, u32)>>,
+    acked_count: u32,
+    expires_ms: u64,
+    status: SendStatus,
+}
+
+struct Partial {
+    name: String,
+    parts: Vec<Option<Vec<u8>>>,
+    have: u32,
+    bytes: usize,
+}
+
+struct Stored {
+    source: Address,
+    expires_ms: u64,
+    packet: Packet,
+}
+
+struct Service {
+    me: Address,
+    key: PrivateKey,
+    config: MeshConfig,
+    links: Arc<dyn Links>,
+    router: Router,
+    forwarder: Forwarder,
+    started: Instant,
+    neighbours: BTreeMap<Address, Link>,
+    sessions: HashMap<SessionId, Session>,
+    session_order: VecDeque<SessionId>,
+    /// The session we send on, per peer.
+    current: HashMap<Address, SessionId>,
+    /// Handshakes we started: peer → (state, started at ms).
+    initiating: HashMap<Address, (Initiating, u64)>,
+    outbox: Vec<Outgoing>,
+    outbox_bytes: usize,
+    partial: HashMap<(Address, MessageId), Partial>,
+    delivered: HashSet<(Address, MessageId)>,
+    delivered_order: VecDeque<(Address, MessageId)>,
+    inbox: VecDeque<InboxMessage>,
+    inbox_bytes: usize,
+    /// Packets held for unreachable destinations.
+    store: HashMap<Address, VecDeque<Stored>>,
+    stored_by_source: HashMap<Address, usize>,
+    stored_total: usize,
+    stats: MeshStats,
+    next_probe: u64,
+    last_probe_ms: u64,
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Without OS randomness nothing secure can be made; fail loudly, not weakly.
+        panic!("the operating system gave no randomness");
+    }
+    bytes
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+/// Identity of a packet for duplicate suppression (headers only: cheap for big data).
+fn packet_id(packet: &Packet) -> Option<[u8; 32]> {
+    let mut data = Vec::with_capacity(80);
+    match packet {
+        Packet::Hello { hello, .. } => {
+            data.push(1);
+            data.extend_from_slice(&hello.session);
+            data.extend_from_slice(hello.initiator.as_slice());
+        }
+        Packet::Welcome { welcome, from, .. } => {
+            data.push(2);
+            data.extend_from_slice(&welcome.session);
+            data.extend_from_slice(from.as_slice());
+        }
+        Packet::Data { source, sealed, .. } => {
+            data.push(3);
+            data.extend_from_slice(source.as_slice());
+            data.extend_from_slice(&sealed.session);
+            data.extend_from_slice(&sealed.counter.to_be_bytes());
+        }
+        Packet::Routing(_) | Packet::Probe { .. } => return None,
+    }
+    Some(keccak256(&data).0)
+}
+
+/// Where a packet goes.
+fn destination_of(packet: &Packet) -> Option<(Address, Address)> {
+    match packet {
+        Packet::Hello { hello, .. } => Some((hello.initiator, hello.responder)),
+        Packet::Welcome { to, from, .. } => Some((*from, *to)),
+        Packet::Data {
+            source,
+            destination,
+            ..
+        } => Some((*source, *destination)),
+        Packet::Routing(_) | Packet::Probe { .. } => None,
+    }
+}
+
+fn with_hop_limit(packet: Packet, limit: u8) -> Packet {
+    match packet {
+        Packet::Hello { hello, .. } => Packet::Hello {
+            hop_limit: limit,
+            hello,
+        },
+        Packet::Welcome {
+            to, from, welcome, ..
+        } => Packet::Welcome {
+            to,
+            from,
+            hop_limit: limit,
+            welcome,
+        },
+        Packet::Data {
+            source,
+            destination,
+            sealed,
+            ..
+        } => Packet::Data {
+            source,
+            destination,
+            hop_limit: limit,
+            sealed,
+        },
+        other => other,
+    }
+}
+
+fn hop_limit_of(packet: &Packet) -> u8 {
+    match packet {
+        Packet::Hello { hop_limit, .. }
+        | Packet::Welcome { hop_limit, .. }
+        | Packet::Data { hop_limit, .. } => *hop_limit,
+        _ => 0,
+    }
+}
+
+impl Service {
+    fn now_ms(&self) -> u64 {
+        ms(self.started.elapsed())
+    }
+
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<(Address, Vec<u8>)>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        let mut tick = tokio::time::interval(self.config.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                frame = inbound.recv() => match frame {
+                    Some((from, bytes)) => self.on_frame(from, &bytes).await,
+                    None => break,
+                },
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command).await,
+                    None => break,
+                },
+                _ = tick.tick() => self.on_tick().await,
+            }
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Send {
+                to,
+                name,
+                body,
+                reply,
+            } => {
+                let result = self.queue_message(to, name, body);
+                let _ = reply.send(result);
+                self.pump().await;
+            }
+            Command::Inbox(reply) => {
+                let _ = reply.send(self.inbox.iter().cloned().collect());
+            }
+            Command::Outbox(reply) => {
+                let _ = reply.send(
+                    self.outbox
+                        .iter()
+                        .map(|m| OutboxView {
+                            id: m.id,
+                            to: m.to,
+                            name: m.name.clone(),
+                            bytes: m.size as u64,
+                            parts: m.parts.len() as u32,
+                            acked: m.acked_count,
+                            status: m.status,
+                        })
+                        .collect(),
+                );
+            }
+            Command::Routes(reply) => {
+                let routes = self
+                    .router
+                    .routes()
+                    .into_iter()
+                    .map(|r| RouteView {
+                        destination: r.destination,
+                        next_hop: r.next_hop,
+                        metric: r.metric,
+                        price_per_kib: r.price,
+                    })
+                    .collect();
+                let neighbours = self
+                    .neighbours
+                    .iter()
+                    .map(|(a, l)| NeighbourView {
+                        address: *a,
+                        cost: l.cost,
+                        rtt_us: l.rtt_us,
+                    })
+                    .collect();
+                let _ = reply.send((routes, neighbours));
+            }
+            Command::Stats(reply) => {
+                let mut stats = self.stats;
+                stats.stored_packets = self.stored_total as u64;
+                let _ = reply.send(stats);
+            }
+            Command::SetPrice(price) => {
+                let out = self.router.handle(Input::SetPrice { price });
+                self.on_router(out).await;
+            }
+        }
+    }
+
+    fn queue_message(
+        &mut self,
+        to: Address,
+        name: String,
+        body: Vec<u8>,
+    ) -> Result<MessageId, MeshServiceError> {
+        // Forget finished messages first (the newest 256 are kept for the outbox view).
+        let finished = self
+            .outbox
+            .iter()
+            .filter(|m| matches!(m.status, SendStatus::Delivered | SendStatus::Expired))
+            .count();
+        if finished > 256 {
+            let mut drop = finished - 256;
+            self.outbox.retain(|m| {
+                let done = matches!(m.status, SendStatus::Delivered | SendStatus::Expired);
+                if done && drop > 0 {
+                    drop -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        if self.outbox_bytes.saturating_add(body.len()) > self.config.outbox_bytes {
+            return Err(MeshServiceError::OutboxFull {
+                bytes: self.outbox_bytes,
+            });
+        }
+        let id: MessageId = random();
+        let parts: Vec<Vec<u8>> = if body.is_empty() {
+            vec![Vec::new()]
+        } else {
+            body.chunks(MAX_CHUNK).map(<[u8]>::to_vec).collect()
+        };
+        let n = parts.len();
+        self.outbox_bytes += body.len();
+        self.outbox.push(Outgoing {
+            id,
+            to,
+            name,
+            size: body.len(),
+            parts,
+            acked: vec![false; n],
+            sent: vec![None; n],
+            acked_count: 0,
+            expires_ms: self.now_ms() + ms(self.config.message_expiry),
+            status: SendStatus::Waiting,
+        });
+        Ok(id)
+    }
+
+    async fn on_tick(&mut self) {
+        let now = self.now_ms();
+        self.check_links(now).await;
+        let out = self.router.handle(Input::Tick { now_ms: now });
+        self.on_router(out).await;
+        self.expire(now);
+        self.flush_store().await;
+        self.pump().await;
+    }
+
+    /// Links up and down, probes and link costs.
+    async fn check_links(&mut self, now: u64) {
+        let up: Vec<Address> = self.links.neighbours();
+        let gone: Vec<Address> = self
+            .neighbours
+            .keys()
+            .filter(|a| !up.contains(a))
+            .copied()
+            .collect();
+        for neighbour in gone {
+            self.neighbours.remove(&neighbour);
+            let out = self.router.handle(Input::LinkDown { neighbour });
+            self.on_router(out).await;
+        }
+        for neighbour in up {
+            if neighbour == self.me || self.neighbours.contains_key(&neighbour) {
+                continue;
+            }
+            self.neighbours.insert(
+                neighbour,
+                Link {
+                    cost: PERFECT_LINK,
+                    rtt_us: None,
+                    probes: VecDeque::new(),
+                    history: VecDeque::new(),
+                },
+            );
+            let out = self.router.handle(Input::LinkUp {
+                neighbour,
+                cost: PERFECT_LINK,
+            });
+            self.on_router(out).await;
+        }
+        if now.saturating_sub(self.last_probe_ms) < ms(self.config.probe_interval) {
+            return;
+        }
+        self.last_probe_ms = now;
+        let timeout_us = ms(self.config.probe_interval) * 4_000;
+        let now_us = self.started.elapsed().as_micros() as u64;
+        let mut changed = Vec::new();
+        for (address, link) in &mut self.neighbours {
+            while link
+                .probes
+                .front()
+                .is_some_and(|(_, sent)| now_us.saturating_sub(*sent) > timeout_us)
+            {
+                link.probes.pop_front();
+                link.history.push_back(false);
+            }
+            while link.history.len() > PROBE_HISTORY {
+                link.history.pop_front();
+            }
+            let cost = link_cost(link);
+            if cost != link.cost {
+                link.cost = cost;
+                changed.push((*address, cost));
+            }
+            let nonce = self.next_probe;
+            self.next_probe = self.next_probe.wrapping_add(1);
+            if link.probes.len() < PROBE_HISTORY {
+                link.probes.push_back((nonce, now_us));
+            }
+            let frame = Packet::Probe {
+                nonce,
+                reply: false,
+            }
+            .encode();
+            self.links.try_send(*address, frame);
+        }
+        for (neighbour, cost) in changed {
+            let out = self.router.handle(Input::LinkCost { neighbour, cost });
+            self.on_router(out).await;
+        }
+    }
+
+    async fn on_router(&mut self, outputs: Vec<Output>) {
+        let mut reachable = false;
+        for output in outputs {
+            match output {
+                Output::Send { to, message } => {
+                    self.links.try_send(to, Packet::Routing(message).encode());
+                }
+                Output::RouteChanged { route, .. } => reachable |= route.is_some(),
+            }
+        }
+        if reachable {
+            self.flush_store().await;
+        }
+    }
+
+    async fn on_frame(&mut self, from: Address, bytes: &[u8]) {
+        let Ok(packet) = Packet::decode(bytes) else {
+            self.stats.bad_packets += 1;
+            return;
+        };
+        match packet {
+            Packet::Routing(message) => {
+                if self.neighbours.contains_key(&from) {
+                    let out = self.router.handle(Input::Receive { from, message });
+                    self.on_router(out).await;
+                }
+            }
+            Packet::Probe {
+                nonce,
+                reply: false,
+            } => {
+                self.links
+                    .try_send(from, Packet::Probe { nonce, reply: true }.encode());
+            }
+            Packet::Probe { nonce, reply: true } => {
+                let elapsed_us = self.started.elapsed().as_micros() as u64;
+                if let Some(link) = self.neighbours.get_mut(&from)
+                    && let Some(at) = link.probes.iter().position(|(n, _)| *n == nonce)
+                    && let Some((_, sent)) = link.probes.remove(at)
+                {
+                    let rtt = elapsed_us.saturating_sub(sent).max(1);
+                    link.rtt_us = Some(match link.rtt_us {
+                        Some(old) => (old * 7 + rtt) / 8,
+                        None => rtt,
+                    });
+                    link.history.push_back(true);
+                }
+            }
+            packet => {
+                let Some((_, destination)) = destination_of(&packet) else {
+                    return;
+                };
+                if destination == self.me {
+                    self.deliver(packet).await;
+                } else {
+                    self.forward(packet, bytes.len()).await;
+                }
+            }
+        }
+    }
+
+    async fn forward(&mut self, packet: Packet, size: usize) {
+        let Some(id) = packet_id(&packet) else { return };
+        match self.forwarder.check(id, hop_limit_of(&packet)) {
+            Verdict::Forward { hop_limit } => {
+                let packet = with_hop_limit(packet, hop_limit);
+                if self.route_out(packet).await {
+                    self.stats.forwarded_packets += 1;
+                    self.stats.forwarded_bytes += size as u64;
+                }
+            }
+            Verdict::Duplicate | Verdict::HopLimit => self.stats.dropped_packets += 1,
+        }
+    }
+
+    /// Sends a packet toward its destination, or holds it while there is no route.
+    async fn route_out(&mut self, packet: Packet) -> bool {
+        let Some((source, destination)) = destination_of(&packet) else {
+            return false;
+        };
+        match self.router.route(destination) {
+            Some(route) => {
+                let sent = self
+                    .links
+                    .send(route.next_hop, packet.encode(), self.config.link_wait)
+                    .await;
+                if !sent {
+                    self.stats.dropped_packets += 1;
+                }
+                sent
+            }
+            None => {
+                self.hold(source, destination, packet);
+                false
+            }
+        }
+    }
+
+    /// Store-and-forward: keeps a packet for an unreachable destination, bounded per
+    /// source and in all, until a route appears or it expires.
+    fn hold(&mut self, source: Address, destination: Address, packet: Packet) {
+        let per_source = self.stored_by_source.entry(source).or_default();
+        if *per_source >= self.config.store_per_source
+            || self.stored_total >= self.config.store_total
+        {
+            self.stats.dropped_packets += 1;
+            return;
+        }
+        *per_source += 1;
+        self.stored_total += 1;
+        let expires_ms = self.now_ms() + ms(self.config.store_expiry);
+        self.store
+            .entry(destination)
+            .or_default()
+            .push_back(Stored {
+                source,
+                expires_ms,
+                packet,
+            });
+    }
+
+    fn release(&mut self, source: Address) {
+        self.stored_total = self.stored_total.saturating_sub(1);
+        if let Some(n) = self.stored_by_source.get_mut(&source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.stored_by_source.remove(&source);
+            }
+        }
+    }
+
+    async fn flush_store(&mut self) {
+        let ready: Vec<Address> = self
+            .store
+            .keys()
+            .filter(|d| self.router.route(**d).is_some())
+            .copied()
+            .collect();
+        for destination in ready {
+            let Some(held) = self.store.remove(&destination) else {
+                continue;
+            };
+            for stored in held {
+                self.release(stored.source);
+                self.route_out(stored.packet).await;
+            }
+        }
+    }
+
+    fn expire(&mut self, now: u64) {
+        let mut released = Vec::new();
+        self.store.retain(|_, held| {
+            held.retain(|s| {
+                let keep = s.expires_ms > now;
+                if !keep {
+                    released.push(s.source);
+                }
+                keep
+            });
+            !held.is_empty()
+        });
+        self.stats.dropped_packets += released.len() as u64;
+        for source in released {
+            self.release(source);
+        }
+        for m in &mut self.outbox {
+            if matches!(m.status, SendStatus::Waiting | SendStatus::Sending) && m.expires_ms <= now
+            {
+                m.status = SendStatus::Expired;
+                self.outbox_bytes = self.outbox_bytes.saturating_sub(m.size);
+                m.parts = Vec::new();
+            }
+        }
+        let retry = ms(self.config.handshake_retry);
+        self.initiating
+            .retain(|_, (_, started)| now.saturating_sub(*started) < retry * 4);
+    }
+
+    fn remember_session(&mut self, session: Session) {
+        let id = session.id();
+        if self.sessions.insert(id, session).is_none() {
+            self.session_order.push_back(id);
+            self.stats.sessions += 1;
+        }
+        while self.session_order.len() > MAX_SESSIONS {
+            if let Some(old) = self.session_order.pop_front() {
+                self.sessions.remove(&old);
+                self.current.retain(|_, s| *s != old);
+            }
+        }
+    }
+
+    async fn deliver(&mut self, packet: Packet) {
+        match packet {
+            Packet::Hello { hello, .. } => self.on_hello(hello).await,
+            Packet::Welcome { from, welcome, .. } => self.on_welcome(from, welcome).await,
+            Packet::Data { source, sealed, .. } => self.on_data(source, sealed).await,
+            _ => {}
+        }
+    }
+
+    async fn on_hello(&mut self, hello: Hello) {
+        if self.sessions.contains_key(&hello.session) {
+            return;
+        }
+        let initiator = hello.initiator;
+        match respond(&self.key, &hello, &random()) {
+            Ok((session, welcome)) => {
+                let id = session.id();
+                self.remember_session(session);
+                // Both may have started at once: the smaller address's hello wins, so
+                // both sides send on the same session.
+                if !self.initiating.contains_key(&initiator) || initiator < self.me {
+                    self.initiating.remove(&initiator);
+                    self.current.insert(initiator, id);
+                }
+                let packet = Packet::Welcome {
+                    to: initiator,
+                    from: self.me,
+                    hop_limit: self.config.hop_limit,
+                    welcome,
+                };
+                self.route_out(packet).await;
+                self.pump().await;
+            }
+            Err(e) => {
+                tracing::debug!(%initiator, error = %e, "hello refused");
+                self.stats.bad_packets += 1;
+            }
+        }
+    }
+
+    async fn on_welcome(&mut self, from: Address, welcome: Welcome) {
+        let Some((pending, _)) = self.initiating.remove(&from) else {
+            return;
+        };
+        match pending.finish(&welcome) {
+            Ok(session) => {
+                if session.peer() != from {
+                    self.stats.bad_packets += 1;
+                    return;
+                }
+                self.current.insert(from, session.id());
+                self.remember_session(session);
+                self.pump().await;
+            }
+            Err(e) => {
+                tracing::debug!(%from, error = %e, "welcome refused");
+                self.stats.bad_packets += 1;
+            }
+        }
+    }
+
+    async fn on_data(&mut self, source: Address, sealed: Sealed) {
+        let Some(session) = self.sessions.get_mut(&sealed.session) else {
+            self.stats.dropped_packets += 1;
+            return;
+        };
+        if session.peer() != source {
+            self.stats.bad_packets += 1;
+            return;
+        }
+        let Ok(plain) = session.open(&sealed) else {
+            self.stats.dropped_packets += 1;
+            return;
+        };
+        match Payload::decode(&plain) {
+            Ok(Payload::Chunk {
+                message,
+                index,
+                total,
+                name,
+                body,
+            }) => {
+                self.on_chunk(source, sealed.session, message, index, total, name, body)
+                    .await;
+            }
+            Ok(Payload::ChunkAck { message, index }) => self.on_ack(source, message, index).await,
+            Err(_) => self.stats.bad_packets += 1,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn on_chunk(
+        &mut self,
+        source: Address,
+        session: SessionId,
+        message: MessageId,
+        index: u32,
+        total: u32,
+        name: String,
+        body: Vec<u8>,
+    ) {
+        let key = (source, message);
+        let mut accepted = self.delivered.contains(&key);
+        if !accepted {
+            let from_source = self.partial.keys().filter(|(s, _)| *s == source).count();
+            if !self.partial.contains_key(&key) && from_source >= PARTIAL_PER_SOURCE {
+                // Too many messages at once from one sender: not acknowledged, so it
+                // sends again later.
+                self.stats.dropped_packets += 1;
+                return;
+            }
+            let partial = self.partial.entry(key).or_insert_with(|| Partial {
+                name: name.clone(),
+                parts: vec![None; total as usize],
+                have: 0,
+                bytes: 0,
+            });
+            if partial.parts.len() != total as usize || partial.name != name {
+                self.stats.bad_packets += 1;
+                return;
+            }
+            if let Some(slot) = partial.parts.get_mut(index as usize) {
+                if slot.is_none() {
+                    partial.bytes += body.len();
+                    partial.have += 1;
+                    *slot = Some(body);
+                }
+                accepted = true;
+            }
+            if partial.have == total
+                && let Some(done) = self.partial.remove(&key)
+            {
+                let body: Vec<u8> = done.parts.into_iter().flatten().flatten().collect();
+                self.stats.messages_received += 1;
+                self.remember_delivered(key);
+                self.inbox_bytes += body.len();
+                self.inbox.push_back(InboxMessage {
+                    id: message,
+                    from: source,
+                    name: done.name,
+                    body,
+                    received_unix_ms: unix_ms(),
+                });
+                while self.inbox.len() > self.config.inbox_messages
+                    || self.inbox_bytes > self.config.inbox_bytes
+                {
+                    match self.inbox.pop_front() {
+                        Some(old) => {
+                            self.inbox_bytes = self.inbox_bytes.saturating_sub(old.body.len())
+                        }
+                        None => break,
+                    }
+                }
+            }
+        }
+        if accepted {
+            let ack = Payload::ChunkAck { message, index }.encode();
+            // Acknowledge on the session the part came on (the sender has its keys).
+            self.seal_and_send(source, session, &ack).await;
+        }
+    }
+
+    fn remember_delivered(&mut self, key: (Address, MessageId)) {
+        if self.delivered.insert(key) {
+            self.delivered_order.push_back(key);
+        }
+        while self.delivered_order.len() > DELIVERED_MEMORY {
+            if let Some(old) = self.delivered_order.pop_front() {
+                self.delivered.remove(&old);
+            }
+        }
+    }
+
+    async fn on_ack(&mut self, source: Address, message: MessageId, index: u32) {
+        let Some(m) = self
+            .outbox
+            .iter_mut()
+            .find(|m| m.id == message && m.to == source)
+        else {
+            return;
+        };
+        let i = index as usize;
+        if m.status != SendStatus::Sending || i >= m.acked.len() || m.acked[i] {
+            return;
+        }
+        m.acked[i] = true;
+        m.acked_count += 1;
+        if m.acked_count as usize == m.acked.len() {
+            m.status = SendStatus::Delivered;
+            m.parts = Vec::new();
+            self.outbox_bytes = self.outbox_bytes.saturating_sub(m.size);
+            self.stats.messages_delivered += 1;
+        }
+        self.pump().await;
+    }
+
+    async fn seal_and_send(&mut self, to: Address, session: SessionId, plain: &[u8]) -> bool {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return false;
+        };
+        let Ok(sealed) = s.seal(plain) else {
+            return false;
+        };
+        let packet = Packet::Data {
+            source: self.me,
+            destination: to,
+            hop_limit: self.config.hop_limit,
+            sealed,
+        };
+        self.route_out(packet).await
+    }
+
+    /// Sends what the outbox may send now: handshakes for destinations without a
+    /// session, then parts within the window that were never sent or are overdue.
+    async fn pump(&mut self) {
+        let now = self.now_ms();
+        let retransmit = ms(self.config.retransmit);
+        let mut need_session = Vec::new();
+        let mut renew = Vec::new();
+        let mut sends: Vec<(Address, SessionId, Vec<u8>)> = Vec::new();
+        for m in &mut self.outbox {
+            if !matches!(m.status, SendStatus::Waiting | SendStatus::Sending) {
+                continue;
+            }
+            let Some(&session) = self.current.get(&m.to) else {
+                need_session.push(m.to);
+                continue;
+            };
+            if self.router.route(m.to).is_none() {
+                continue;
+            }
+            m.status = SendStatus::Sending;
+            let mut in_flight = 0;
+            for i in 0..m.parts.len() {
+                if m.acked[i] {
+                    continue;
+                }
+                let due = match m.sent[i] {
+                    None => true,
+                    Some((at, _)) => now.saturating_sub(at) >= retransmit,
+                };
+                if let Some((_, tries)) = m.sent[i]
+                    && tries >= TRIES_BEFORE_NEW_SESSION
+                {
+                    renew.push(m.to);
+                    m.sent[i] = Some((now, 0));
+                    break;
+                }
+                if due {
+                    let tries = m.sent[i].map_or(0, |(_, t)| t) + 1;
+                    m.sent[i] = Some((now, tries));
+                    let chunk = Payload::Chunk {
+                        message: m.id,
+                        index: i as u32,
+                        total: m.parts.len() as u32,
+                        name: m.name.clone(),
+                        body: m.parts[i].clone(),
+                    };
+                    sends.push((m.to, session, chunk.encode()));
+                }
+                in_flight += 1;
+                if in_flight >= self.config.window {
+                    break;
+                }
+            }
+        }
+        for peer in renew {
+            // The destination may have lost the session (restart): start a new one.
+            self.current.remove(&peer);
+            need_session.push(peer);
+        }
+        for (to, session, plain) in sends {
+            self.seal_and_send(to, session, &plain).await;
+        }
+        need_session.sort();
+        need_session.dedup();
+        for peer in need_session {
+            self.handshake(peer, now).await;
+        }
+    }
+
+    async fn handshake(&mut self, peer: Address, now: u64) {
+        if self.router.route(peer).is_none() {
+            return;
+        }
+        if let Some((_, started)) = self.initiating.get(&peer)
+            && now.saturating_sub(*started) < ms(self.config.handshake_retry)
+        {
+            return;
+        }
+        match Initiating::start(&self.key, peer, &random()) {
+            Ok((pending, hello)) => {
+                self.initiating.insert(peer, (pending, now));
+                let packet = Packet::Hello {
+                    hop_limit: self.config.hop_limit,
+                    hello,
+                };
+                self.route_out(packet).await;
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "no handshake"),
+        }
+    }
+}
+
+/// Link cost from probe answers: a lossless link costs 256 plus 16 per whole 4 ms of
+/// round trip (coarse, so jitter does not churn routes), divided by the delivery rate
+/// squared (as ETX).
+fn link_cost(link: &Link) -> u32 {
+    let rtt_part = link.rtt_us.map_or(0, |us| (us / 4_000).min(10_000) * 16) as u32;
+    let base = PERFECT_LINK + rtt_part;
+    let total = link.history.len() as u32;
+    if total == 0 {
+        return base;
+    }
+    let answered = link.history.iter().filter(|ok| **ok).count() as u32;
+    if answered == 0 {
+        return smartmesh_routing::INFINITY - 1;
+    }
+    // base / (answered/total)^2, in integers.
+    let cost = u64::from(base) * u64::from(total) * u64::from(total)
+        / (u64::from(answered) * u64::from(answered));
+    cost.min(u64::from(smartmesh_routing::INFINITY - 1)) as u32
+}
