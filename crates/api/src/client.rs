@@ -2,8 +2,10 @@
 //! the demo use it).
 
 use crate::types::{
-    API_PREFIX, ChainInfo, ChannelInfo, ErrorBody, EventInfo, FeeRequest, NodeInfo,
-    OpenChannelRequest, PaymentInfo, PaymentRequest, PeerInfo, StatusInfo, TokenInfo, TotalRequest,
+    API_PREFIX, ChainInfo, ChannelInfo, ErrorBody, EventInfo, FeeRequest, InboxEntry,
+    MeshRoutes, MeshStatsInfo, MessageQueued, NodeInfo, OpenChannelRequest, OutboxEntry,
+    PaymentInfo, PaymentRequest, PeerInfo, SendMessageRequest, StatusInfo, TokenInfo,
+    TotalRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -90,6 +92,20 @@ impl ApiClient {
         request: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<(u16, String), ClientError> {
+        let (status, bytes) = self.send_bytes(request, url).await?;
+        String::from_utf8(bytes)
+            .map(|text| (status, text))
+            .map_err(|_| ClientError::Decode {
+                status,
+                reason: "the answer is not UTF-8".into(),
+            })
+    }
+
+    async fn send_bytes(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
         let response = request.bearer_auth(&self.token).send().await.map_err(|e| {
             ClientError::Unreachable {
                 url: url.to_owned(),
@@ -97,13 +113,14 @@ impl ApiClient {
             }
         })?;
         let status = response.status().as_u16();
-        let text = response.text().await.map_err(|e| ClientError::Decode {
+        let bytes = response.bytes().await.map_err(|e| ClientError::Decode {
             status,
             reason: e.to_string(),
         })?;
         if (200..300).contains(&status) {
-            return Ok((status, text));
+            return Ok((status, bytes.to_vec()));
         }
+        let text = String::from_utf8_lossy(&bytes);
         match serde_json::from_str::<ErrorBody>(&text) {
             Ok(body) => Err(ClientError::Api {
                 status,
@@ -154,6 +171,67 @@ impl ApiClient {
             .header("content-type", "application/json")
             .body(body.to_owned());
         self.send(request, &url).await.map(|(_, text)| text)
+    }
+
+    /// Sends a text message over the mesh.
+    pub async fn send_message(&self, to: &str, text: &str) -> Result<MessageQueued, ClientError> {
+        let to = to.parse().map_err(|_| ClientError::Api {
+            status: 400,
+            code: crate::types::codes::INVALID_PARAMETER.into(),
+            message: format!("{to} is not an address (0x and 40 hex digits)"),
+        })?;
+        let request = SendMessageRequest {
+            to,
+            text: Some(text.to_owned()),
+            body_hex: None,
+        };
+        self.post("/mesh/messages", &request).await
+    }
+
+    /// Sends a file over the mesh.
+    pub async fn send_file(
+        &self,
+        to: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<MessageQueued, ClientError> {
+        let url = self.url("/mesh/files");
+        let request = self
+            .http
+            .post(&url)
+            .query(&[("to", to), ("name", name)])
+            .header("content-type", "application/octet-stream")
+            .body(bytes);
+        let (status, text) = self.send(request, &url).await?;
+        Self::decode(status, &text)
+    }
+
+    /// Messages received over the mesh.
+    pub async fn inbox(&self) -> Result<Vec<InboxEntry>, ClientError> {
+        self.get("/mesh/inbox").await
+    }
+
+    /// The bytes of one received message.
+    pub async fn inbox_message(&self, id: &str) -> Result<Vec<u8>, ClientError> {
+        let url = self.url(&format!("/mesh/inbox/{id}"));
+        self.send_bytes(self.http.get(&url), &url)
+            .await
+            .map(|(_, bytes)| bytes)
+    }
+
+    /// Messages sent over the mesh.
+    pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, ClientError> {
+        self.get("/mesh/outbox").await
+    }
+
+    /// Mesh neighbours and routes.
+    pub async fn mesh_routes(&self) -> Result<MeshRoutes, ClientError> {
+        self.get("/mesh/routes").await
+    }
+
+    /// Mesh counters.
+    pub async fn mesh_stats(&self) -> Result<MeshStatsInfo, ClientError> {
+        self.get("/mesh/stats").await
     }
 
     /// Who the node is.

@@ -9,4 +9,5 @@ pub mod types;
 pub use client::{ApiClient, ClientError};
 pub use server::{
     ApiConfig, ApiError, ApiServer, LinkStats, PeerSource, load_or_create_token, start,
+    start_with_mesh,
 };

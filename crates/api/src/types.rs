@@ -359,6 +359,120 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// `POST /v1/mesh/messages`: a text message (or small bytes, hex) for a node address;
+/// files go to `POST /v1/mesh/files?to=ADDRESS&name=NAME` as the raw body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageRequest {
+    /// The destination node.
+    pub to: Address,
+    /// The text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Or bytes, hex (with or without `0x`).
+    #[serde(default)]
+    pub body_hex: Option<String>,
+}
+
+/// A message queued for sending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageQueued {
+    /// Message id (32 hex digits).
+    pub id: String,
+    /// Its size, bytes.
+    pub bytes: u64,
+}
+
+/// A message that arrived (`GET /v1/mesh/inbox`; the bytes at `/v1/mesh/inbox/{message}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEntry {
+    /// Message id.
+    pub id: String,
+    /// The sender.
+    pub from: Address,
+    /// File name (empty for text).
+    pub name: String,
+    /// Size, bytes.
+    pub bytes: u64,
+    /// When it was complete (Unix ms).
+    pub received_unix_ms: u64,
+    /// The text, for a text message that is valid UTF-8.
+    pub text: Option<String>,
+}
+
+/// A message we sent (`GET /v1/mesh/outbox`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Message id.
+    pub id: String,
+    /// The destination.
+    pub to: Address,
+    /// File name (empty for text).
+    pub name: String,
+    /// Size, bytes.
+    pub bytes: u64,
+    /// Parts in all.
+    pub parts: u32,
+    /// Parts acknowledged by the destination.
+    pub acked: u32,
+    /// `waiting`, `sending`, `delivered` or `expired`.
+    pub status: String,
+}
+
+/// A neighbour link of the mesh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshNeighbour {
+    /// The neighbour.
+    pub address: Address,
+    /// Link cost (256: perfect).
+    pub cost: u32,
+    /// Smoothed probe round trip, microseconds.
+    pub rtt_us: Option<u64>,
+}
+
+/// A selected mesh route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshRoute {
+    /// The destination.
+    pub destination: Address,
+    /// The neighbour packets go to.
+    pub next_hop: Address,
+    /// Metric (link costs plus weighted prices).
+    pub metric: u32,
+    /// Price per KiB of the carriers on the way (token base units).
+    pub price_per_kib: u64,
+}
+
+/// `GET /v1/mesh/routes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshRoutes {
+    /// Neighbour links.
+    pub neighbours: Vec<MeshNeighbour>,
+    /// Selected routes.
+    pub routes: Vec<MeshRoute>,
+}
+
+/// `GET /v1/mesh/stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshStatsInfo {
+    /// Packets forwarded for others.
+    pub forwarded_packets: u64,
+    /// Bytes forwarded for others.
+    pub forwarded_bytes: u64,
+    /// Packets dropped.
+    pub dropped_packets: u64,
+    /// Packets held for unreachable destinations.
+    pub stored_packets: u64,
+    /// Malformed packets from neighbours.
+    pub bad_packets: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Our messages acknowledged in full.
+    pub messages_delivered: u64,
+    /// Sessions established.
+    pub sessions: u64,
+}
+
 /// The error codes the API answers with.
 pub mod codes {
     /// Missing or wrong bearer token (401).
@@ -395,6 +509,12 @@ pub mod codes {
     pub const TOO_LARGE: &str = "payload_too_large";
     /// A bug or a storage failure (500).
     pub const INTERNAL: &str = "internal";
+    /// This node runs without the mesh (503).
+    pub const MESH_UNAVAILABLE: &str = "mesh_unavailable";
+    /// No such message (404).
+    pub const UNKNOWN_MESSAGE: &str = "unknown_message";
+    /// The mesh outbox is full (503).
+    pub const OUTBOX_FULL: &str = "outbox_full";
 }
 
 #[cfg(test)]

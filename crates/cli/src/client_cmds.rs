@@ -35,7 +35,7 @@ pub struct ClientOpts {
 }
 
 impl ClientOpts {
-    fn client(&self) -> Result<ApiClient, String> {
+    pub(crate) fn client(&self) -> Result<ApiClient, String> {
         let dir = self
             .data_dir
             .clone()
@@ -62,7 +62,11 @@ impl ClientOpts {
         ApiClient::new(&url, token.trim()).map_err(|e| e.to_string())
     }
 
-    fn show<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) -> Result<(), String> {
+    pub(crate) fn show<T: Serialize>(
+        &self,
+        value: &T,
+        text: impl FnOnce(&T) -> String,
+    ) -> Result<(), String> {
         if self.json {
             let json = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
             println!("{json}");
@@ -73,7 +77,7 @@ impl ClientOpts {
     }
 }
 
-fn api_error(e: ClientError) -> String {
+pub(crate) fn api_error(e: ClientError) -> String {
     match e {
         ClientError::Unreachable { url, .. } => {
             format!("cannot reach the node at {url} — is `smartmesh node` running?")
@@ -120,7 +124,7 @@ fn payment_id(text: &str) -> Result<&str, String> {
     }
 }
 
-fn address(text: &str) -> Result<Address, String> {
+pub(crate) fn address(text: &str) -> Result<Address, String> {
     text.parse()
         .map_err(|_| format!("{text:?} is not an address (0x followed by 40 hex digits)"))
 }

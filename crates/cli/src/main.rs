@@ -7,6 +7,7 @@ mod client_cmds;
 mod demo;
 mod deploy;
 mod devchain;
+mod mesh_cmds;
 mod node;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,12 @@ enum Command {
     Events(client_cmds::EventsArgs),
     /// Mediation fees.
     Fee(client_cmds::FeeArgs),
+    /// Send a text or a file to a node address over the mesh (end-to-end encrypted).
+    Send(mesh_cmds::SendArgs),
+    /// Messages and files received over the mesh.
+    Inbox(mesh_cmds::InboxArgs),
+    /// Mesh neighbours and routes.
+    Routes(mesh_cmds::RoutesArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +89,9 @@ fn main() -> ExitCode {
             Command::Peers(args) => client_cmds::peers(args).await,
             Command::Events(args) => client_cmds::events(args).await,
             Command::Fee(args) => client_cmds::fee(args).await,
+            Command::Send(args) => mesh_cmds::send(args).await,
+            Command::Inbox(args) => mesh_cmds::inbox(args).await,
+            Command::Routes(args) => mesh_cmds::routes(args).await,
         }
     });
     match result {

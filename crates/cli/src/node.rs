@@ -76,6 +76,9 @@ pub struct NodeArgs {
     /// Settle timeout of channels this node opens, seconds.
     #[arg(long, value_name = "SECS")]
     settle_timeout: Option<u64>,
+    /// Our price for carrying mesh data, token base units per KiB. Default 0.
+    #[arg(long, value_name = "N")]
+    mesh_price: Option<u64>,
 }
 
 /// The TOML file: every key optional, unknown keys refused.
@@ -96,6 +99,7 @@ struct FileConfig {
     fee_flat: Option<u128>,
     fee_ppm: Option<u64>,
     settle_timeout: Option<u64>,
+    mesh_price: Option<u64>,
 }
 
 /// Settings after merging flags, environment, file and defaults.
@@ -116,6 +120,7 @@ pub struct Settings {
     fee_flat: Option<u128>,
     fee_ppm: Option<u64>,
     settle_timeout: Option<u64>,
+    mesh_price: u64,
 }
 
 fn parse_addrs(what: &str, list: Vec<String>) -> Result<Vec<Multiaddr>, String> {
@@ -198,6 +203,7 @@ impl NodeArgs {
             fee_flat: self.fee_flat.or(file.fee_flat),
             fee_ppm: self.fee_ppm.or(file.fee_ppm),
             settle_timeout: self.settle_timeout.or(file.settle_timeout),
+            mesh_price: self.mesh_price.or(file.mesh_price).unwrap_or(0),
         };
         if settings.dev_key.is_some() && settings.keystore.is_some() {
             return Err("--dev-key and --keystore name two identities: pass one".into());
@@ -609,7 +615,20 @@ async fn serve(
     }
     let token = smartmesh_api::load_or_create_token(&settings.data_dir.join("api-token"))
         .map_err(|e| e.to_string())?;
-    let api = smartmesh_api::start(
+    let mesh_inbound = links
+        .take_mesh_inbound()
+        .ok_or("the mesh links were already taken")?;
+    let mesh = smartmesh_mesh_service::start(
+        key.clone(),
+        smartmesh_mesh_service::MeshConfig {
+            price_per_kib: settings.mesh_price,
+            ..smartmesh_mesh_service::MeshConfig::default()
+        },
+        Arc::new(links.clone()),
+        mesh_inbound,
+    )
+    .map_err(|e| format!("cannot start the mesh: {e}"))?;
+    let api = smartmesh_api::start_with_mesh(
         ApiConfig {
             listen: settings.api_listen,
             token,
@@ -619,6 +638,7 @@ async fn serve(
         },
         node.clone(),
         Arc::new(Links(links.clone())),
+        Some(mesh),
     )
     .await
     .map_err(|e| format!("cannot start the API on {}: {e}", settings.api_listen))?;

@@ -68,6 +68,15 @@ pub(crate) fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
         ("get", "/chain") => get(chain),
         ("get", "/status") => get(status),
         ("post", "/fees") => post(set_fee),
+        ("post", "/mesh/messages") => post(super::mesh::send_message),
+        ("post", "/mesh/files") => post(super::mesh::send_file).layer(
+            axum::extract::DefaultBodyLimit::max(smartmesh_mesh::payload::MAX_MESSAGE),
+        ),
+        ("get", "/mesh/inbox") => get(super::mesh::inbox),
+        ("get", "/mesh/inbox/{message}") => get(super::mesh::inbox_message),
+        ("get", "/mesh/outbox") => get(super::mesh::outbox),
+        ("get", "/mesh/routes") => get(super::mesh::routes),
+        ("get", "/mesh/stats") => get(super::mesh::stats),
         _ => axum::routing::any(|| async { ApiFailure::not_found("route without a handler") }),
     }
 }

@@ -5,6 +5,7 @@
 mod convert;
 mod errors;
 mod handlers;
+mod mesh;
 mod metrics;
 pub mod openapi;
 
@@ -152,6 +153,7 @@ pub(crate) struct AppState {
     pub(crate) config: ApiConfig,
     pub(crate) events: Mutex<VecDeque<EventInfo>>,
     pub(crate) metrics: Metrics,
+    pub(crate) mesh: Option<smartmesh_mesh_service::MeshHandle>,
 }
 
 impl AppState {
@@ -206,6 +208,17 @@ pub async fn start(
     node: NodeHandle,
     peers: Arc<dyn PeerSource>,
 ) -> Result<ApiServer, ApiError> {
+    start_with_mesh(config, node, peers, None).await
+}
+
+/// Starts the API server with the mesh endpoints served by `mesh` (without it they
+/// answer `mesh_unavailable`).
+pub async fn start_with_mesh(
+    config: ApiConfig,
+    node: NodeHandle,
+    peers: Arc<dyn PeerSource>,
+    mesh: Option<smartmesh_mesh_service::MeshHandle>,
+) -> Result<ApiServer, ApiError> {
     if !config.allow_remote && !config.listen.ip().is_loopback() {
         return Err(ApiError::Listen {
             addr: config.listen.to_string(),
@@ -235,6 +248,7 @@ pub async fn start(
         events: Mutex::new(VecDeque::with_capacity(config.event_buffer.min(4096))),
         config,
         metrics: Metrics::default(),
+        mesh,
     });
     let collector = tokio::spawn(handlers::collect_events(state.clone(), notifications));
     let app = router(state.clone());

@@ -38,8 +38,64 @@ const fn r(
     }
 }
 
-/// Every endpoint under `/v1`.
+/// Every endpoint under `/v1` (`@bytes`: a raw `application/octet-stream` body).
 pub const ROUTES: &[Route] = &[
+    r(
+        "post",
+        "/mesh/messages",
+        "Send a text message (or small bytes) over the mesh",
+        Some("SendMessageRequest"),
+        "MessageQueued",
+        202,
+    ),
+    r(
+        "post",
+        "/mesh/files",
+        "Send a file over the mesh (query: to, name; body: the bytes, at most 16 MiB)",
+        Some("@bytes"),
+        "MessageQueued",
+        202,
+    ),
+    r(
+        "get",
+        "/mesh/inbox",
+        "Messages received over the mesh",
+        None,
+        "[]InboxEntry",
+        200,
+    ),
+    r(
+        "get",
+        "/mesh/inbox/{message}",
+        "The bytes of one received message",
+        None,
+        "@bytes",
+        200,
+    ),
+    r(
+        "get",
+        "/mesh/outbox",
+        "Messages sent over the mesh and their delivery",
+        None,
+        "[]OutboxEntry",
+        200,
+    ),
+    r(
+        "get",
+        "/mesh/routes",
+        "Mesh neighbours and selected routes",
+        None,
+        "MeshRoutes",
+        200,
+    ),
+    r(
+        "get",
+        "/mesh/stats",
+        "Mesh counters",
+        None,
+        "MeshStatsInfo",
+        200,
+    ),
     r("get", "/address", "Who this node is", None, "NodeInfo", 200),
     r(
         "get",
@@ -241,6 +297,19 @@ fn schemas() -> Value {
             "tokens": {"type": "array", "items": {"$ref": "#/components/schemas/TokenInfo"}},
             "connected_peers": int, "channels_open": int, "channels_other": int,
             "links": {"$ref": "#/components/schemas/LinkStatsInfo"}})),
+        "SendMessageRequest": object(&["to"], json!({"to": address, "text": string, "body_hex": string})),
+        "MessageQueued": object(&["id", "bytes"], json!({"id": string, "bytes": int})),
+        "InboxEntry": object(&["id", "from", "name", "bytes", "received_unix_ms"], json!({
+            "id": string, "from": address, "name": string, "bytes": int, "received_unix_ms": int, "text": opt(&string)})),
+        "OutboxEntry": object(&["id", "to", "name", "bytes", "parts", "acked", "status"], json!({
+            "id": string, "to": address, "name": string, "bytes": int, "parts": int, "acked": int,
+            "status": {"enum": ["waiting", "sending", "delivered", "expired"]}})),
+        "MeshRoutes": object(&["neighbours", "routes"], json!({
+            "neighbours": {"type": "array", "items": object(&["address", "cost"], json!({"address": address, "cost": int, "rtt_us": opt(&int)}))},
+            "routes": {"type": "array", "items": object(&["destination", "next_hop", "metric", "price_per_kib"], json!({
+                "destination": address, "next_hop": address, "metric": int, "price_per_kib": int}))}})),
+        "MeshStatsInfo": object(&[], json!({"forwarded_packets": int, "forwarded_bytes": int, "dropped_packets": int,
+            "stored_packets": int, "bad_packets": int, "messages_received": int, "messages_delivered": int, "sessions": int})),
         "FeeRequest": object(&["node", "flat", "proportional_ppm"], json!({"node": address, "flat": amount, "proportional_ppm": int})),
     })
 }
@@ -261,8 +330,25 @@ pub fn document() -> Value {
         if route.path.contains("{id}") {
             op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]+$"}}]);
         }
-        if let Some(request) = route.request {
-            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema_ref(request)}}});
+        if route.path.contains("{message}") {
+            op["parameters"] = json!([{"name": "message", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}]);
+        }
+        if route.response == "@bytes" {
+            op["responses"][route.status.to_string()] =
+                json!({"description": "Success", "content": {"application/octet-stream": {}}});
+        }
+        match route.request {
+            Some("@bytes") => {
+                op["parameters"] = json!([
+                    {"name": "to", "in": "query", "required": true, "schema": {"$ref": "#/components/schemas/Address"}},
+                    {"name": "name", "in": "query", "required": true, "schema": {"type": "string"}}]);
+                op["requestBody"] =
+                    json!({"required": true, "content": {"application/octet-stream": {}}});
+            }
+            Some(request) => {
+                op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema_ref(request)}}});
+            }
+            None => {}
         }
         let entry = paths.entry(path).or_insert_with(|| json!({}));
         entry[route.method] = op;
