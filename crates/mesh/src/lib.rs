@@ -4,11 +4,13 @@
 
 pub mod forward;
 pub mod payload;
+pub mod receipt;
 pub mod session;
 pub mod wire;
 
 pub use forward::{Forwarder, Verdict};
 pub use payload::{MessageId, Payload};
+pub use receipt::{Receipt, receipt_domain};
 pub use session::{Hello, Initiating, Sealed, Session, SessionId, Welcome, respond};
 pub use wire::Packet;
 

@@ -3,6 +3,7 @@
 //! never panics and refuses trailing bytes, unknown tags and oversized fields.
 
 use crate::MeshError;
+use crate::receipt::Receipt;
 use crate::session::{Hello, Sealed, Welcome};
 use smartmesh_primitives::{Address, Signature};
 use smartmesh_routing::{Message, RouteEntry, Seqno};
@@ -48,6 +49,21 @@ pub enum Packet {
         /// The sealed payload.
         sealed: Sealed,
     },
+    /// A delivery receipt, carried back along the flow to `receipt.source`.
+    Receipt {
+        /// Hops left.
+        hop_limit: u8,
+        /// The receipt.
+        receipt: Receipt,
+    },
+    /// For the neighbour itself: "I paid you `amount` with direct transfer
+    /// `payment_id`" (it checks its channel before crediting).
+    Paid {
+        /// The payment id of the direct transfer.
+        payment_id: u64,
+        /// Token base units.
+        amount: u128,
+    },
     /// A link probe (for the link cost); a neighbour answers it at once.
     Probe {
         /// Chosen by the prober.
@@ -64,6 +80,8 @@ const TAG_WELCOME: u8 = 4;
 const TAG_DATA: u8 = 5;
 const TAG_PROBE: u8 = 6;
 const TAG_PROBE_REPLY: u8 = 7;
+const TAG_RECEIPT: u8 = 8;
+const TAG_PAID: u8 = 9;
 
 impl Packet {
     /// Canonical bytes.
@@ -129,6 +147,20 @@ impl Packet {
                 let n = sealed.ciphertext.len().min(MAX_CIPHERTEXT);
                 out.extend_from_slice(&(n as u32).to_be_bytes());
                 out.extend_from_slice(&sealed.ciphertext[..n]);
+            }
+            Packet::Receipt { hop_limit, receipt } => {
+                out.push(TAG_RECEIPT);
+                out.push(*hop_limit);
+                out.extend_from_slice(receipt.source.as_slice());
+                out.extend_from_slice(receipt.destination.as_slice());
+                out.extend_from_slice(&receipt.session);
+                out.extend_from_slice(&receipt.bytes.to_be_bytes());
+                out.extend_from_slice(receipt.signature.as_bytes());
+            }
+            Packet::Paid { payment_id, amount } => {
+                out.push(TAG_PAID);
+                out.extend_from_slice(&payment_id.to_be_bytes());
+                out.extend_from_slice(&amount.to_be_bytes());
             }
             Packet::Probe { nonce, reply } => {
                 out.push(if *reply { TAG_PROBE_REPLY } else { TAG_PROBE });
@@ -213,6 +245,20 @@ impl Packet {
                     },
                 }
             }
+            TAG_RECEIPT => Packet::Receipt {
+                hop_limit: r.u8()?,
+                receipt: Receipt {
+                    source: r.address()?,
+                    destination: r.address()?,
+                    session: r.array()?,
+                    bytes: r.u64()?,
+                    signature: r.signature()?,
+                },
+            },
+            TAG_PAID => Packet::Paid {
+                payment_id: r.u64()?,
+                amount: u128::from_be_bytes(r.array()?),
+            },
             TAG_PROBE | TAG_PROBE_REPLY => Packet::Probe {
                 nonce: r.u64()?,
                 reply: tag == TAG_PROBE_REPLY,

@@ -48,6 +48,20 @@ fn samples() -> Vec<Packet> {
             nonce: u64::MAX,
             reply: false,
         },
+        Packet::Receipt {
+            hop_limit: 7,
+            receipt: smartmesh_mesh::Receipt::sign(
+                &bob,
+                &smartmesh_mesh::receipt_domain(1337, Address::repeat_byte(4)),
+                alice.address(),
+                [8; 16],
+                65_536,
+            ),
+        },
+        Packet::Paid {
+            payment_id: 42,
+            amount: u128::MAX,
+        },
         Packet::Probe {
             nonce: 1,
             reply: true,
