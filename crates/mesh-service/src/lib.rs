@@ -1,15 +1,19 @@
 //! The mesh on a running node (issue 5): one task owns the router, the sessions, the
-//! forwarder, the outbox of messages being sent, the inbox and the store of packets
-//! held for unreachable destinations; the API talks to it through a bounded
-//! [`MeshHandle`].
+//! forwarder, the outbox of messages being sent, the inbox, the store of packets held
+//! for unreachable destinations and the pay-for-forward accounts; the API talks to it
+//! through a bounded [`MeshHandle`].
 
+pub mod accounts;
 mod links;
+mod payments;
 mod service;
 mod types;
 
+pub use accounts::{Account, Standing};
 pub use links::Links;
+pub use payments::Payments;
 pub use service::{MeshHandle, start};
 pub use types::{
-    InboxMessage, MeshConfig, MeshServiceError, MeshStats, NeighbourView, OutboxView, RouteView,
-    SendStatus,
+    AccountView, InboxMessage, MeshConfig, MeshServiceError, MeshStats, NeighbourView, OutboxView,
+    RouteView, SendStatus,
 };

@@ -1,15 +1,17 @@
 //! The mesh task: owns all mesh state; reacts to frames from neighbours, commands from
 //! the handle and a periodic tick.
 
+use crate::accounts::{Accounts, Standing};
 use crate::links::Links;
+use crate::payments::Payments;
 use crate::types::{
-    InboxMessage, MeshConfig, MeshServiceError, MeshStats, NeighbourView, OutboxView, RouteView,
-    SendStatus,
+    AccountView, InboxMessage, MeshConfig, MeshServiceError, MeshStats, NeighbourView, OutboxView,
+    RouteView, SendStatus,
 };
 use smartmesh_mesh::payload::{MAX_CHUNK, MAX_MESSAGE, MAX_NAME};
 use smartmesh_mesh::{
-    Forwarder, Hello, Initiating, MessageId, Packet, Payload, Sealed, Session, SessionId, Verdict,
-    Welcome, respond,
+    Forwarder, Hello, Initiating, MessageId, Packet, Payload, Receipt, Sealed, Session, SessionId,
+    Verdict, Welcome, respond,
 };
 use smartmesh_primitives::{Address, PrivateKey, keccak256};
 use smartmesh_routing::{Input, Output, Router};
@@ -34,6 +36,39 @@ const PROBE_HISTORY: usize = 10;
 const FORWARDER_MEMORY: usize = 65_536;
 /// Link cost of a perfect link.
 const PERFECT_LINK: u32 = 256;
+/// Received flows remembered for receipts.
+const MAX_RECEIVED_FLOWS: usize = 4096;
+/// Payment ids remembered as credited (one transfer is never credited twice).
+const CREDITED_MEMORY: usize = 65_536;
+/// After a failed settlement payment, wait this long before trying again (ms).
+const PAY_BACKOFF_MS: u64 = 5_000;
+/// A payment notice is sent this many times (ticks apart): the link may drop one.
+const NOTICE_REPEATS: u8 = 3;
+/// How long a neighbour's announced payment is looked for on our channel.
+const CREDIT_CHECK: Duration = Duration::from_secs(10);
+
+/// Results of work done off the task.
+enum Internal {
+    Paid {
+        to: Address,
+        amount: u128,
+        result: Result<u64, String>,
+    },
+    /// An announced payment was checked: `amount` is what to credit (None: not found
+    /// on our channel, or not from that neighbour, or another amount).
+    Checked {
+        from: Address,
+        payment_id: u64,
+        amount: Option<u128>,
+    },
+}
+
+struct ReceivedFlow {
+    /// The neighbour the data last came from (receipts go back to it).
+    via: Address,
+    bytes: u64,
+    receipted: u64,
+}
 
 enum Command {
     Send {
@@ -46,6 +81,7 @@ enum Command {
     Outbox(oneshot::Sender<Vec<OutboxView>>),
     Routes(oneshot::Sender<(Vec<RouteView>, Vec<NeighbourView>)>),
     Stats(oneshot::Sender<MeshStats>),
+    Accounts(oneshot::Sender<Vec<AccountView>>),
     SetPrice(u64),
 }
 
@@ -123,6 +159,11 @@ impl MeshHandle {
         self.ask(Command::Stats).await
     }
 
+    /// Pay-for-forward accounts per neighbour.
+    pub async fn accounts(&self) -> Result<Vec<AccountView>, MeshServiceError> {
+        self.ask(Command::Accounts).await
+    }
+
     /// Sets our forwarding price per KiB (announced with our routes).
     pub async fn set_price(&self, price_per_kib: u64) -> Result<(), MeshServiceError> {
         self.commands
@@ -132,12 +173,14 @@ impl MeshHandle {
     }
 }
 
-/// Starts the mesh task on `links`, reading neighbour frames from `inbound`.
+/// Starts the mesh task on `links`, reading neighbour frames from `inbound`; accounts
+/// are settled with `payments` (without it they are kept but never settled).
 pub fn start(
     key: PrivateKey,
     config: MeshConfig,
     links: Arc<dyn Links>,
     inbound: mpsc::Receiver<(Address, Vec<u8>)>,
+    payments: Option<Arc<dyn Payments>>,
 ) -> Result<MeshHandle, MeshServiceError> {
     if config.window == 0 || config.command_queue == 0 || config.hop_limit < 2 {
         return Err(MeshServiceError::Config(
@@ -151,7 +194,21 @@ pub fn start(
         price: config.price_per_kib,
     });
     let (commands, command_rx) = mpsc::channel(config.command_queue);
+    let (internal, internal_rx) = mpsc::channel(256);
     let service = Service {
+        price: config.price_per_kib,
+        payments,
+        internal,
+        accounts: Accounts::default(),
+        received: HashMap::new(),
+        received_order: VecDeque::new(),
+        paying: HashSet::new(),
+        pay_after: HashMap::new(),
+        notices: Vec::new(),
+        credited: HashSet::new(),
+        credited_order: VecDeque::new(),
+        checking: HashSet::new(),
+        buckets: HashMap::new(),
         me,
         key,
         links,
@@ -178,7 +235,7 @@ pub fn start(
         last_probe_ms: 0,
         config,
     };
-    tokio::spawn(service.run(inbound, command_rx));
+    tokio::spawn(service.run(inbound, command_rx, internal_rx));
     Ok(MeshHandle {
         address: me,
         commands,
@@ -222,6 +279,25 @@ struct Stored {
 }
 
 struct Service {
+    price: u64,
+    payments: Option<Arc<dyn Payments>>,
+    internal: mpsc::Sender<Internal>,
+    accounts: Accounts,
+    /// Sealed bytes received per (session, source), for receipts.
+    received: HashMap<(SessionId, Address), ReceivedFlow>,
+    received_order: VecDeque<(SessionId, Address)>,
+    /// Neighbours a settlement payment is on its way to.
+    paying: HashSet<Address>,
+    /// Neighbours not to pay before this time (ms) after a failure.
+    pay_after: HashMap<Address, u64>,
+    /// Payment notices to repeat: (neighbour, payment id, amount, repeats left).
+    notices: Vec<(Address, u64, u128, u8)>,
+    credited: HashSet<u64>,
+    credited_order: VecDeque<u64>,
+    /// Announced payments being checked.
+    checking: HashSet<u64>,
+    /// Token buckets of throttled neighbours: (bytes, last refill ms).
+    buckets: HashMap<Address, (u64, u64)>,
     me: Address,
     key: PrivateKey,
     config: MeshConfig,
@@ -292,7 +368,13 @@ fn packet_id(packet: &Packet) -> Option<[u8; 32]> {
             data.extend_from_slice(&sealed.session);
             data.extend_from_slice(&sealed.counter.to_be_bytes());
         }
-        Packet::Routing(_) | Packet::Probe { .. } => return None,
+        Packet::Receipt { receipt, .. } => {
+            data.push(4);
+            data.extend_from_slice(receipt.destination.as_slice());
+            data.extend_from_slice(&receipt.session);
+            data.extend_from_slice(&receipt.bytes.to_be_bytes());
+        }
+        Packet::Routing(_) | Packet::Probe { .. } | Packet::Paid { .. } => return None,
     }
     Some(keccak256(&data).0)
 }
@@ -307,7 +389,8 @@ fn destination_of(packet: &Packet) -> Option<(Address, Address)> {
             destination,
             ..
         } => Some((*source, *destination)),
-        Packet::Routing(_) | Packet::Probe { .. } => None,
+        Packet::Receipt { receipt, .. } => Some((receipt.destination, receipt.source)),
+        Packet::Routing(_) | Packet::Probe { .. } | Packet::Paid { .. } => None,
     }
 }
 
@@ -336,6 +419,10 @@ fn with_hop_limit(packet: Packet, limit: u8) -> Packet {
             hop_limit: limit,
             sealed,
         },
+        Packet::Receipt { receipt, .. } => Packet::Receipt {
+            hop_limit: limit,
+            receipt,
+        },
         other => other,
     }
 }
@@ -344,7 +431,8 @@ fn hop_limit_of(packet: &Packet) -> u8 {
     match packet {
         Packet::Hello { hop_limit, .. }
         | Packet::Welcome { hop_limit, .. }
-        | Packet::Data { hop_limit, .. } => *hop_limit,
+        | Packet::Data { hop_limit, .. }
+        | Packet::Receipt { hop_limit, .. } => *hop_limit,
         _ => 0,
     }
 }
@@ -358,6 +446,7 @@ impl Service {
         mut self,
         mut inbound: mpsc::Receiver<(Address, Vec<u8>)>,
         mut commands: mpsc::Receiver<Command>,
+        mut internal: mpsc::Receiver<Internal>,
     ) {
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -371,6 +460,7 @@ impl Service {
                     Some(command) => self.on_command(command).await,
                     None => break,
                 },
+                Some(done) = internal.recv() => self.on_internal(done),
                 _ = tick.tick() => self.on_tick().await,
             }
         }
@@ -435,7 +525,28 @@ impl Service {
                 stats.stored_packets = self.stored_total as u64;
                 let _ = reply.send(stats);
             }
+            Command::Accounts(reply) => {
+                let limit = self.config.credit_limit;
+                let views = self
+                    .accounts
+                    .all()
+                    .iter()
+                    .map(|(n, a)| AccountView {
+                        neighbour: *n,
+                        owed_to_us: crate::accounts::units_to_tokens(a.owed_to_us_units),
+                        owed_by_us: crate::accounts::units_to_tokens(a.owed_by_us_units),
+                        paid_to_them: a.paid_to_them,
+                        credited_from_them: a.credited_from_them,
+                        earned: a.earned(),
+                        bytes_carried_for_them: a.bytes_carried_for_them,
+                        bytes_carried_by_them: a.bytes_carried_by_them,
+                        standing: self.accounts.standing(*n, limit).as_str(),
+                    })
+                    .collect();
+                let _ = reply.send(views);
+            }
             Command::SetPrice(price) => {
+                self.price = price;
                 let out = self.router.handle(Input::SetPrice { price });
                 self.on_router(out).await;
             }
@@ -502,6 +613,9 @@ impl Service {
         self.expire(now);
         self.flush_store().await;
         self.pump().await;
+        self.send_receipts(0).await;
+        self.settle(now);
+        self.repeat_notices();
     }
 
     /// Links up and down, probes and link costs.
@@ -627,20 +741,49 @@ impl Service {
                     link.history.push_back(true);
                 }
             }
+            Packet::Paid { payment_id, amount } => self.check_payment(from, payment_id, amount),
+            Packet::Receipt { hop_limit, receipt } => self.on_receipt(hop_limit, receipt).await,
             packet => {
                 let Some((_, destination)) = destination_of(&packet) else {
                     return;
                 };
                 if destination == self.me {
+                    if let Packet::Data { source, sealed, .. } = &packet {
+                        self.count_received(from, *source, sealed);
+                    }
                     self.deliver(packet).await;
+                    self.send_receipts(self.config.receipt_every_bytes).await;
                 } else {
-                    self.forward(packet, bytes.len()).await;
+                    self.forward(from, packet, bytes.len()).await;
                 }
             }
         }
     }
 
-    async fn forward(&mut self, packet: Packet, size: usize) {
+    async fn forward(&mut self, from: Address, packet: Packet, size: usize) {
+        if let Packet::Data {
+            source,
+            destination,
+            sealed,
+            ..
+        } = &packet
+        {
+            if !self.admit(from, size) {
+                return;
+            }
+            if let Some(route) = self.router.route(*destination) {
+                self.accounts.sent(
+                    sealed.session,
+                    *source,
+                    *destination,
+                    Some(from),
+                    route.next_hop,
+                    route.price,
+                    self.price,
+                    sealed.ciphertext.len() as u64,
+                );
+            }
+        }
         let Some(id) = packet_id(&packet) else { return };
         match self.forwarder.check(id, hop_limit_of(&packet)) {
             Verdict::Forward { hop_limit } => {
@@ -974,6 +1117,18 @@ impl Service {
         let Ok(sealed) = s.seal(plain) else {
             return false;
         };
+        if let Some(route) = self.router.route(to) {
+            self.accounts.sent(
+                sealed.session,
+                self.me,
+                to,
+                None,
+                route.next_hop,
+                route.price,
+                0,
+                sealed.ciphertext.len() as u64,
+            );
+        }
         let packet = Packet::Data {
             source: self.me,
             destination: to,
@@ -981,6 +1136,222 @@ impl Service {
             sealed,
         };
         self.route_out(packet).await
+    }
+
+    /// Whether a data packet from neighbour `from` may be carried: not past its credit,
+    /// and within the throttled rate past half of it.
+    fn admit(&mut self, from: Address, size: usize) -> bool {
+        match self.accounts.standing(from, self.config.credit_limit) {
+            Standing::Good => {
+                self.buckets.remove(&from);
+                true
+            }
+            Standing::CutOff => {
+                self.stats.cut_off_packets += 1;
+                false
+            }
+            Standing::Throttled => {
+                let now = self.now_ms();
+                let rate = self.config.throttle_bytes_per_sec;
+                let (tokens, last) = self.buckets.entry(from).or_insert((rate, now));
+                let refill = rate.saturating_mul(now.saturating_sub(*last)) / 1000;
+                *tokens = tokens.saturating_add(refill).min(rate);
+                *last = now;
+                if *tokens >= size as u64 {
+                    *tokens -= size as u64;
+                    true
+                } else {
+                    self.stats.throttled_packets += 1;
+                    false
+                }
+            }
+        }
+    }
+
+    fn count_received(&mut self, via: Address, source: Address, sealed: &Sealed) {
+        // Only data of a session we hold counts (anything else cannot be opened).
+        if !self
+            .sessions
+            .get(&sealed.session)
+            .is_some_and(|s| s.peer() == source)
+        {
+            return;
+        }
+        let key = (sealed.session, source);
+        let flow = self.received.entry(key).or_insert_with(|| {
+            self.received_order.push_back(key);
+            ReceivedFlow {
+                via,
+                bytes: 0,
+                receipted: 0,
+            }
+        });
+        flow.via = via;
+        flow.bytes = flow.bytes.saturating_add(sealed.ciphertext.len() as u64);
+        while self.received_order.len() > MAX_RECEIVED_FLOWS {
+            if let Some(old) = self.received_order.pop_front() {
+                self.received.remove(&old);
+            }
+        }
+    }
+
+    /// Signs receipts for flows with at least `min_new` unreceipted bytes (0: any).
+    async fn send_receipts(&mut self, min_new: u64) {
+        let due: Vec<((SessionId, Address), Address, u64)> = self
+            .received
+            .iter_mut()
+            .filter(|(_, f)| f.bytes > f.receipted && f.bytes - f.receipted >= min_new)
+            .map(|(k, f)| {
+                f.receipted = f.bytes;
+                (*k, f.via, f.bytes)
+            })
+            .collect();
+        for ((session, source), via, bytes) in due {
+            let receipt = Receipt::sign(
+                &self.key,
+                &self.config.receipt_domain,
+                source,
+                session,
+                bytes,
+            );
+            self.stats.receipts_signed += 1;
+            let packet = Packet::Receipt {
+                hop_limit: self.config.hop_limit,
+                receipt,
+            };
+            self.links
+                .send(via, packet.encode(), self.config.link_wait)
+                .await;
+        }
+    }
+
+    /// A receipt on its way back: checked, billed, passed to the flow's upstream.
+    async fn on_receipt(&mut self, hop_limit: u8, receipt: Receipt) {
+        if !receipt.verify(&self.config.receipt_domain) {
+            self.stats.bad_packets += 1;
+            return;
+        }
+        let Some(billed) = self.accounts.receipt(
+            receipt.session,
+            receipt.source,
+            receipt.destination,
+            receipt.bytes,
+        ) else {
+            return;
+        };
+        if let Some(up) = billed.upstream
+            && hop_limit > 1
+        {
+            let packet = Packet::Receipt {
+                hop_limit: hop_limit - 1,
+                receipt,
+            };
+            self.links.try_send(up, packet.encode());
+        }
+    }
+
+    /// Pays neighbours we owe past the threshold, one payment at a time each.
+    fn settle(&mut self, now: u64) {
+        let Some(payments) = self.payments.clone() else {
+            return;
+        };
+        for (to, amount) in self.accounts.to_settle(self.config.settle_threshold) {
+            if self.paying.contains(&to) || self.pay_after.get(&to).is_some_and(|t| *t > now) {
+                continue;
+            }
+            self.paying.insert(to);
+            self.accounts.paid(to, amount);
+            let done = self.internal.clone();
+            let payments = payments.clone();
+            tokio::spawn(async move {
+                let result = payments.pay(to, amount).await;
+                let _ = done.send(Internal::Paid { to, amount, result }).await;
+            });
+        }
+    }
+
+    fn on_internal(&mut self, done: Internal) {
+        match done {
+            Internal::Paid { to, amount, result } => {
+                self.paying.remove(&to);
+                match result {
+                    Ok(payment_id) => {
+                        self.stats.settlements += 1;
+                        self.notices.push((to, payment_id, amount, NOTICE_REPEATS));
+                        self.repeat_notices();
+                    }
+                    Err(e) => {
+                        tracing::info!(neighbour = %to, amount, error = %e, "mesh settlement payment failed; retrying later");
+                        self.accounts.unpaid(to, amount);
+                        self.pay_after.insert(to, self.now_ms() + PAY_BACKOFF_MS);
+                    }
+                }
+            }
+            Internal::Checked {
+                from,
+                payment_id,
+                amount,
+            } => {
+                self.checking.remove(&payment_id);
+                let Some(amount) = amount else {
+                    tracing::info!(neighbour = %from, payment_id, "announced mesh payment not found on our channel; not credited");
+                    return;
+                };
+                if self.credited.insert(payment_id) {
+                    self.credited_order.push_back(payment_id);
+                    self.accounts.credited(from, amount);
+                }
+                while self.credited_order.len() > CREDITED_MEMORY {
+                    if let Some(old) = self.credited_order.pop_front() {
+                        self.credited.remove(&old);
+                    }
+                }
+            }
+        }
+    }
+
+    fn repeat_notices(&mut self) {
+        for (to, payment_id, amount, left) in &mut self.notices {
+            let notice = Packet::Paid {
+                payment_id: *payment_id,
+                amount: *amount,
+            };
+            self.links.try_send(*to, notice.encode());
+            *left = left.saturating_sub(1);
+        }
+        self.notices.retain(|n| n.3 > 0);
+    }
+
+    /// A neighbour says it paid: credit it once the transfer is on our channel.
+    fn check_payment(&mut self, from: Address, payment_id: u64, amount: u128) {
+        let Some(payments) = self.payments.clone() else {
+            return;
+        };
+        if self.credited.contains(&payment_id)
+            || self.checking.len() >= 256
+            || !self.checking.insert(payment_id)
+        {
+            return;
+        }
+        let done = self.internal.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + CREDIT_CHECK;
+            let mut found = None;
+            while Instant::now() < deadline {
+                if let Some((payer, got)) = payments.received(payment_id).await {
+                    found = (payer == from && got == amount).then_some(amount);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let _ = done
+                .send(Internal::Checked {
+                    from,
+                    payment_id,
+                    amount: found,
+                })
+                .await;
+        });
     }
 
     /// Sends what the outbox may send now: handshakes for destinations without a

@@ -1,7 +1,7 @@
 //! Settings, views and errors of the mesh service.
 
 use smartmesh_mesh::MessageId;
-use smartmesh_primitives::Address;
+use smartmesh_primitives::{Address, B256};
 use smartmesh_routing::RoutingConfig;
 use std::time::Duration;
 
@@ -42,6 +42,17 @@ pub struct MeshConfig {
     pub handshake_retry: Duration,
     /// Capacity of the command queue of the handle.
     pub command_queue: usize,
+    /// Where delivery receipts are valid (`smartmesh_mesh::receipt_domain` of the
+    /// chain id and token network the accounts settle in).
+    pub receipt_domain: B256,
+    /// We pay a neighbour once we owe it this much (base units).
+    pub settle_threshold: u128,
+    /// A neighbour owing us more than half this is throttled, more than this cut off.
+    pub credit_limit: u128,
+    /// Rate of a throttled neighbour's data, bytes per second.
+    pub throttle_bytes_per_sec: u64,
+    /// A destination signs a receipt after this many new bytes (and on every tick).
+    pub receipt_every_bytes: u64,
 }
 
 impl Default for MeshConfig {
@@ -68,6 +79,11 @@ impl Default for MeshConfig {
             link_wait: Duration::from_millis(500),
             handshake_retry: Duration::from_secs(2),
             command_queue: 256,
+            receipt_domain: smartmesh_mesh::receipt_domain(0, Address::ZERO),
+            settle_threshold: 1_000_000,
+            credit_limit: 4_000_000,
+            throttle_bytes_per_sec: 64 * 1024,
+            receipt_every_bytes: 256 * 1024,
         }
     }
 }
@@ -155,6 +171,29 @@ pub struct NeighbourView {
     pub rtt_us: Option<u64>,
 }
 
+/// A neighbour's pay-for-forward account (amounts in token base units).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    /// The neighbour.
+    pub neighbour: Address,
+    /// Billed to it for data we carried (receipted).
+    pub owed_to_us: u128,
+    /// Billed to us for data it carried (receipted).
+    pub owed_by_us: u128,
+    /// Paid to it by channel transfers.
+    pub paid_to_them: u128,
+    /// Received from it by channel transfers.
+    pub credited_from_them: u128,
+    /// Our earnings (our own price's share) from its traffic.
+    pub earned: u128,
+    /// Receipted bytes we carried for it.
+    pub bytes_carried_for_them: u64,
+    /// Receipted bytes it carried for us.
+    pub bytes_carried_by_them: u64,
+    /// `good`, `throttled` or `cut_off`.
+    pub standing: &'static str,
+}
+
 /// Counters of the mesh service.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MeshStats {
@@ -174,6 +213,14 @@ pub struct MeshStats {
     pub messages_delivered: u64,
     /// Sessions established.
     pub sessions: u64,
+    /// Packets refused from neighbours past their credit.
+    pub cut_off_packets: u64,
+    /// Packets dropped by throttling.
+    pub throttled_packets: u64,
+    /// Receipts signed.
+    pub receipts_signed: u64,
+    /// Settlement payments made.
+    pub settlements: u64,
 }
 
 /// Errors of the mesh service.

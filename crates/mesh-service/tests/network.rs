@@ -3,11 +3,14 @@
 //! traffic reroutes when a carrier goes away, and a message for a destination that is
 //! not there yet waits and arrives when it appears.
 
-use smartmesh_mesh_service::{InboxMessage, MeshConfig, MeshHandle, SendStatus, start};
+use smartmesh_mesh_service::{InboxMessage, MeshConfig, MeshHandle, Payments, SendStatus, start};
 use smartmesh_p2p::{Multiaddr, P2pConfig, P2pNode};
 use smartmesh_primitives::{Address, PrivateKey};
 use smartmesh_testkit::procs::eventually;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -21,31 +24,77 @@ struct Host {
     mesh: MeshHandle,
 }
 
+/// Channel payments between the in-process hosts: a shared ledger of direct transfers
+/// (the process tests use real channels).
+#[derive(Default)]
+struct Ledger {
+    transfers: Mutex<HashMap<u64, (Address, Address, u128)>>,
+    next: AtomicU64,
+}
+
+struct LedgerPayments {
+    me: Address,
+    ledger: Arc<Ledger>,
+    /// A node that has no channel: every payment fails.
+    broke: bool,
+}
+
+#[async_trait::async_trait]
+impl Payments for LedgerPayments {
+    async fn pay(&self, to: Address, amount: u128) -> Result<u64, String> {
+        if self.broke {
+            return Err("no channel with capacity".into());
+        }
+        let id = self.ledger.next.fetch_add(1, Ordering::Relaxed);
+        self.ledger
+            .transfers
+            .lock()
+            .expect("ledger")
+            .insert(id, (self.me, to, amount));
+        Ok(id)
+    }
+
+    async fn received(&self, payment_id: u64) -> Option<(Address, u128)> {
+        let transfers = self.ledger.transfers.lock().expect("ledger");
+        let (payer, payee, amount) = *transfers.get(&payment_id)?;
+        (payee == self.me).then_some((payer, amount))
+    }
+}
+
 async fn host(i: usize, neighbours: &[&Host]) -> Host {
+    paying_host(
+        i,
+        neighbours,
+        MeshConfig {
+            price_per_kib: 10,
+            ..MeshConfig::default()
+        },
+        None,
+    )
+    .await
+}
+
+async fn paying_host(
+    i: usize,
+    neighbours: &[&Host],
+    config: MeshConfig,
+    payments: Option<Arc<dyn Payments>>,
+) -> Host {
     let peers: Vec<Multiaddr> = neighbours
         .iter()
         .flat_map(|h| h.p2p.listen_addrs())
         .filter_map(|a| a.parse().ok())
         .collect();
-    let config = P2pConfig {
+    let links = P2pConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
         static_peers: peers,
         mdns: false,
         redial_interval: Duration::from_millis(200),
         ..P2pConfig::default()
     };
-    let (p2p, _channel_inbound) = smartmesh_p2p::start(&key(i), config).await.expect("links");
+    let (p2p, _channel_inbound) = smartmesh_p2p::start(&key(i), links).await.expect("links");
     let inbound = p2p.take_mesh_inbound().expect("mesh queue");
-    let mesh = start(
-        key(i),
-        MeshConfig {
-            price_per_kib: 10,
-            ..MeshConfig::default()
-        },
-        Arc::new(p2p.clone()),
-        inbound,
-    )
-    .expect("mesh");
+    let mesh = start(key(i), config, Arc::new(p2p.clone()), inbound, payments).expect("mesh");
     Host { p2p, mesh }
 }
 
@@ -242,6 +291,146 @@ async fn a_message_for_an_absent_node_waits_and_arrives_when_it_appears() {
     assert_eq!(got.body, b"are you there");
     delivered(&a, id).await;
     for h in [&a, &b, &c] {
+        h.p2p.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn carriers_earn_bytes_times_price_the_payer_settles_and_a_non_payer_is_cut_off() {
+    let ledger = Arc::new(Ledger::default());
+    let config = |price| MeshConfig {
+        price_per_kib: price,
+        settle_threshold: 10_000,
+        credit_limit: 100_000,
+        receipt_every_bytes: 16 * 1024,
+        ..MeshConfig::default()
+    };
+    let payments = |i: usize, broke: bool| -> Option<Arc<dyn Payments>> {
+        Some(Arc::new(LedgerPayments {
+            me: key(i).address(),
+            ledger: ledger.clone(),
+            broke,
+        }))
+    };
+    // a - b - c, and d - b; b charges 1024 per KiB (1 base unit per byte).
+    let a = paying_host(30, &[], config(0), payments(30, false)).await;
+    let b = paying_host(31, &[&a], config(1024), payments(31, false)).await;
+    let c = paying_host(32, &[&b], config(0), payments(32, false)).await;
+    route_via(&a, c.mesh.address(), b.mesh.address()).await;
+
+    let file: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let id = a
+        .mesh
+        .send(c.mesh.address(), "bill.bin".into(), file.clone())
+        .await
+        .expect("queued");
+    assert_eq!(arrived(&c, a.mesh.address(), "bill.bin").await.body, file);
+    delivered(&a, id).await;
+    // Every byte receipted, then a's debt falls under the threshold by payments.
+    let (a_addr, b_addr) = (a.mesh.address(), b.mesh.address());
+    let (am, bm) = (a.mesh.clone(), b.mesh.clone());
+    let (at_a, at_b) = eventually("a settled with b", WAIT, || {
+        let (am, bm) = (am.clone(), bm.clone());
+        async move {
+            let at_a = am
+                .accounts()
+                .await
+                .ok()?
+                .into_iter()
+                .find(|v| v.neighbour == b_addr)?;
+            let at_b = bm
+                .accounts()
+                .await
+                .ok()?
+                .into_iter()
+                .find(|v| v.neighbour == a_addr)?;
+            (at_a.bytes_carried_by_them > 200_000
+                && at_a.owed_by_us - at_a.paid_to_them < 10_000
+                && at_a.paid_to_them > 0
+                && at_b.credited_from_them == at_a.paid_to_them)
+                .then_some((at_a, at_b))
+        }
+    })
+    .await
+    .expect("settled");
+    // b's earnings from a's traffic: exactly the receipted bytes × 1024 / 1024.
+    assert_eq!(at_b.earned, u128::from(at_b.bytes_carried_for_them));
+    assert_eq!(at_b.bytes_carried_for_them, at_a.bytes_carried_by_them);
+    assert_eq!(at_b.owed_to_us, at_a.owed_by_us, "both sides bill the same");
+    assert_eq!(at_b.standing, "good");
+    let paid_in_ledger: u128 = ledger
+        .transfers
+        .lock()
+        .expect("ledger")
+        .values()
+        .filter(|(from, to, _)| *from == a_addr && *to == b_addr)
+        .map(|(_, _, amount)| amount)
+        .sum();
+    assert_eq!(paid_in_ledger, at_a.paid_to_them);
+
+    // d cannot pay. Its first burst is carried (receipts come after the data, so a
+    // neighbour can run up to one window past its credit); once the receipts put it
+    // past its credit it is cut off, and nothing more of it is carried.
+    let d = paying_host(33, &[&b], config(0), payments(33, true)).await;
+    route_via(&d, c.mesh.address(), b.mesh.address()).await;
+    d.mesh
+        .send(c.mesh.address(), "burst.bin".into(), vec![7; 300_000])
+        .await
+        .expect("queued");
+    let d_addr = d.mesh.address();
+    let bm = b.mesh.clone();
+    eventually("d cut off", WAIT, || {
+        let bm = bm.clone();
+        async move {
+            let v = bm
+                .accounts()
+                .await
+                .ok()?
+                .into_iter()
+                .find(|v| v.neighbour == d_addr)?;
+            (v.standing == "cut_off").then_some(())
+        }
+    })
+    .await
+    .expect("cut off");
+    let owed = b
+        .mesh
+        .accounts()
+        .await
+        .expect("accounts")
+        .into_iter()
+        .find(|v| v.neighbour == d_addr)
+        .expect("d's account");
+    assert_eq!(owed.credited_from_them, 0);
+    assert!(owed.owed_to_us > 100_000, "{owed:?}");
+    d.mesh
+        .send(c.mesh.address(), "after.txt".into(), b"free ride?".to_vec())
+        .await
+        .expect("queued");
+    let bm = b.mesh.clone();
+    eventually("d's packets refused", WAIT, || {
+        let bm = bm.clone();
+        async move { (bm.stats().await.ok()?.cut_off_packets >= 2).then_some(()) }
+    })
+    .await
+    .expect("refused");
+    assert!(
+        !c.mesh
+            .inbox()
+            .await
+            .expect("inbox")
+            .iter()
+            .any(|m| m.name == "after.txt"),
+        "nothing of the cut-off node got through"
+    );
+    // a, who pays, still gets through b.
+    let id = a
+        .mesh
+        .send(c.mesh.address(), String::new(), b"still welcome".to_vec())
+        .await
+        .expect("queued");
+    delivered(&a, id).await;
+    for h in [&a, &b, &c, &d] {
         h.p2p.shutdown().await;
     }
 }
