@@ -2,10 +2,9 @@
 //! the demo use it).
 
 use crate::types::{
-    API_PREFIX, ChainInfo, ChannelInfo, ErrorBody, EventInfo, FeeRequest, InboxEntry,
+    API_PREFIX, ChainInfo, ChannelInfo, ErrorBody, EventInfo, FeeRequest, InboxEntry, MeshAccount,
     MeshRoutes, MeshStatsInfo, MessageQueued, NodeInfo, OpenChannelRequest, OutboxEntry,
-    PaymentInfo, PaymentRequest, PeerInfo, SendMessageRequest, StatusInfo, TokenInfo,
-    TotalRequest,
+    PaymentInfo, PaymentRequest, PeerInfo, SendMessageRequest, StatusInfo, TokenInfo, TotalRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -227,6 +226,11 @@ impl ApiClient {
     /// Mesh neighbours and routes.
     pub async fn mesh_routes(&self) -> Result<MeshRoutes, ClientError> {
         self.get("/mesh/routes").await
+    }
+
+    /// Pay-for-forward accounts per neighbour.
+    pub async fn mesh_accounts(&self) -> Result<Vec<MeshAccount>, ClientError> {
+        self.get("/mesh/accounts").await
     }
 
     /// Mesh counters.

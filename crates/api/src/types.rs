@@ -452,6 +452,29 @@ pub struct MeshRoutes {
     pub routes: Vec<MeshRoute>,
 }
 
+/// A mesh neighbour's pay-for-forward account (`GET /v1/mesh/accounts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshAccount {
+    /// The neighbour.
+    pub neighbour: Address,
+    /// Billed to it for data we carried (receipted by the destinations).
+    pub owed_to_us: Amount,
+    /// Billed to us for data it carried.
+    pub owed_by_us: Amount,
+    /// Paid to it by direct channel transfers.
+    pub paid_to_them: Amount,
+    /// Received from it by direct channel transfers.
+    pub credited_from_them: Amount,
+    /// Our earnings (our price's share) from its traffic.
+    pub earned: Amount,
+    /// Receipted bytes we carried for it.
+    pub bytes_carried_for_them: u64,
+    /// Receipted bytes it carried for us.
+    pub bytes_carried_by_them: u64,
+    /// `good`, `throttled` or `cut_off`.
+    pub standing: String,
+}
+
 /// `GET /v1/mesh/stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeshStatsInfo {
@@ -471,6 +494,14 @@ pub struct MeshStatsInfo {
     pub messages_delivered: u64,
     /// Sessions established.
     pub sessions: u64,
+    /// Packets refused from neighbours past their credit.
+    pub cut_off_packets: u64,
+    /// Packets dropped by throttling.
+    pub throttled_packets: u64,
+    /// Receipts signed.
+    pub receipts_signed: u64,
+    /// Settlement payments made.
+    pub settlements: u64,
 }
 
 /// The error codes the API answers with.

@@ -236,6 +236,7 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
             fee,
             settle_timeout: SETTLE_TIMEOUT,
             log: Some(&log),
+            extra: &[],
         })
         .map_err(|e| format!("{e} (see {})", log.display()))?;
         demo.step(&format!(

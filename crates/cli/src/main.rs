@@ -53,6 +53,8 @@ enum Command {
     Inbox(mesh_cmds::InboxArgs),
     /// Mesh neighbours and routes.
     Routes(mesh_cmds::RoutesArgs),
+    /// Pay-for-forward accounts: what each neighbour carried, owes and paid; earnings.
+    Earnings(mesh_cmds::EarningsArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
             Command::Send(args) => mesh_cmds::send(args).await,
             Command::Inbox(args) => mesh_cmds::inbox(args).await,
             Command::Routes(args) => mesh_cmds::routes(args).await,
+            Command::Earnings(args) => mesh_cmds::earnings(args).await,
         }
     });
     match result {

@@ -185,3 +185,40 @@ pub async fn routes(args: RoutesArgs) -> Result<(), String> {
         lines.join("\n")
     })
 }
+
+/// `smartmesh earnings`.
+#[derive(Debug, Args)]
+pub struct EarningsArgs {
+    #[command(flatten)]
+    client: ClientOpts,
+}
+
+/// Runs `smartmesh earnings`: pay-for-forward accounts per neighbour.
+pub async fn earnings(args: EarningsArgs) -> Result<(), String> {
+    let api = args.client.client()?;
+    let accounts = api.mesh_accounts().await.map_err(api_error)?;
+    args.client.show(&accounts, |list| {
+        if list.is_empty() {
+            return "no mesh accounts yet".into();
+        }
+        let mut total = smartmesh_primitives::U256::ZERO;
+        let mut lines = Vec::new();
+        for a in list {
+            total = total.saturating_add(a.earned.0);
+            lines.push(format!(
+                "{}  {}\n  carried for it {} bytes, earned {}; it owes {} (paid {})\n  it carried {} bytes for us; we owe {} (paid {})",
+                a.neighbour,
+                a.standing,
+                a.bytes_carried_for_them,
+                a.earned,
+                a.owed_to_us,
+                a.credited_from_them,
+                a.bytes_carried_by_them,
+                a.owed_by_us,
+                a.paid_to_them,
+            ));
+        }
+        lines.push(format!("earned in all: {total} base units"));
+        lines.join("\n")
+    })
+}

@@ -79,6 +79,13 @@ pub struct NodeArgs {
     /// Our price for carrying mesh data, token base units per KiB. Default 0.
     #[arg(long, value_name = "N")]
     mesh_price: Option<u64>,
+    /// Pay a mesh neighbour once we owe it this much (base units). Default 1000000.
+    #[arg(long, value_name = "N")]
+    mesh_settle_threshold: Option<u128>,
+    /// A mesh neighbour owing us more than half this is throttled, more than this cut
+    /// off (base units). Default 4000000.
+    #[arg(long, value_name = "N")]
+    mesh_credit_limit: Option<u128>,
 }
 
 /// The TOML file: every key optional, unknown keys refused.
@@ -100,6 +107,8 @@ struct FileConfig {
     fee_ppm: Option<u64>,
     settle_timeout: Option<u64>,
     mesh_price: Option<u64>,
+    mesh_settle_threshold: Option<u128>,
+    mesh_credit_limit: Option<u128>,
 }
 
 /// Settings after merging flags, environment, file and defaults.
@@ -121,6 +130,8 @@ pub struct Settings {
     fee_ppm: Option<u64>,
     settle_timeout: Option<u64>,
     mesh_price: u64,
+    mesh_settle_threshold: Option<u128>,
+    mesh_credit_limit: Option<u128>,
 }
 
 fn parse_addrs(what: &str, list: Vec<String>) -> Result<Vec<Multiaddr>, String> {
@@ -204,6 +215,8 @@ impl NodeArgs {
             fee_ppm: self.fee_ppm.or(file.fee_ppm),
             settle_timeout: self.settle_timeout.or(file.settle_timeout),
             mesh_price: self.mesh_price.or(file.mesh_price).unwrap_or(0),
+            mesh_settle_threshold: self.mesh_settle_threshold.or(file.mesh_settle_threshold),
+            mesh_credit_limit: self.mesh_credit_limit.or(file.mesh_credit_limit),
         };
         if settings.dev_key.is_some() && settings.keystore.is_some() {
             return Err("--dev-key and --keystore name two identities: pass one".into());
@@ -618,14 +631,24 @@ async fn serve(
     let mesh_inbound = links
         .take_mesh_inbound()
         .ok_or("the mesh links were already taken")?;
+    let defaults = smartmesh_mesh_service::MeshConfig::default();
     let mesh = smartmesh_mesh_service::start(
         key.clone(),
         smartmesh_mesh_service::MeshConfig {
             price_per_kib: settings.mesh_price,
-            ..smartmesh_mesh_service::MeshConfig::default()
+            receipt_domain: smartmesh_mesh::receipt_domain(
+                setup.deployment.chain_id.0,
+                setup.deployment.token_network,
+            ),
+            settle_threshold: settings
+                .mesh_settle_threshold
+                .unwrap_or(defaults.settle_threshold),
+            credit_limit: settings.mesh_credit_limit.unwrap_or(defaults.credit_limit),
+            ..defaults
         },
         Arc::new(links.clone()),
         mesh_inbound,
+        Some(Arc::new(node.clone())),
     )
     .map_err(|e| format!("cannot start the mesh: {e}"))?;
     let api = smartmesh_api::start_with_mesh(

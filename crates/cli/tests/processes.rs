@@ -82,6 +82,7 @@ async fn net(count: usize) -> Net {
             fee: (i == 1).then_some((7, 0)),
             settle_timeout: SETTLE_TIMEOUT,
             log: None,
+            extra: &[],
         })
         .expect("node starts");
         nodes.push(node);

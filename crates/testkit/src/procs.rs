@@ -38,6 +38,8 @@ pub struct NodeSpec<'a> {
     pub settle_timeout: u64,
     /// Where its log goes (`None`: inherited stderr).
     pub log: Option<&'a Path>,
+    /// More flags for `smartmesh node`.
+    pub extra: &'a [&'a str],
 }
 
 /// A running node process.
@@ -96,6 +98,7 @@ impl NodeProcess {
         for peer in spec.peers {
             cmd.args(["--peer", peer]);
         }
+        cmd.args(spec.extra);
         if let Some((flat, ppm)) = spec.fee {
             cmd.args([
                 "--fee-flat",

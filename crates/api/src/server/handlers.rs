@@ -77,6 +77,7 @@ pub(crate) fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
         ("get", "/mesh/outbox") => get(super::mesh::outbox),
         ("get", "/mesh/routes") => get(super::mesh::routes),
         ("get", "/mesh/stats") => get(super::mesh::stats),
+        ("get", "/mesh/accounts") => get(super::mesh::accounts),
         _ => axum::routing::any(|| async { ApiFailure::not_found("route without a handler") }),
     }
 }

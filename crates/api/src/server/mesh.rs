@@ -5,8 +5,8 @@ use super::AppState;
 use super::errors::ApiFailure;
 use super::handlers::JsonBody;
 use crate::types::{
-    InboxEntry, MeshNeighbour, MeshRoute, MeshRoutes, MeshStatsInfo, MessageQueued, OutboxEntry,
-    SendMessageRequest, codes,
+    Amount, InboxEntry, MeshAccount, MeshNeighbour, MeshRoute, MeshRoutes, MeshStatsInfo,
+    MessageQueued, OutboxEntry, SendMessageRequest, codes,
 };
 use axum::Json;
 use axum::body::Bytes;
@@ -202,5 +202,30 @@ pub(crate) async fn stats(State(state): Shared) -> Answer<Json<MeshStatsInfo>> {
         messages_received: s.messages_received,
         messages_delivered: s.messages_delivered,
         sessions: s.sessions,
+        cut_off_packets: s.cut_off_packets,
+        throttled_packets: s.throttled_packets,
+        receipts_signed: s.receipts_signed,
+        settlements: s.settlements,
     }))
+}
+
+pub(crate) async fn accounts(State(state): Shared) -> Answer<Json<Vec<MeshAccount>>> {
+    let amount = |v: u128| Amount(smartmesh_primitives::U256::from(v));
+    let views = mesh(&state)?.accounts().await?;
+    Ok(Json(
+        views
+            .into_iter()
+            .map(|a| MeshAccount {
+                neighbour: a.neighbour,
+                owed_to_us: amount(a.owed_to_us),
+                owed_by_us: amount(a.owed_by_us),
+                paid_to_them: amount(a.paid_to_them),
+                credited_from_them: amount(a.credited_from_them),
+                earned: amount(a.earned),
+                bytes_carried_for_them: a.bytes_carried_for_them,
+                bytes_carried_by_them: a.bytes_carried_by_them,
+                standing: a.standing.to_owned(),
+            })
+            .collect(),
+    ))
 }

@@ -96,6 +96,14 @@ pub const ROUTES: &[Route] = &[
         "MeshStatsInfo",
         200,
     ),
+    r(
+        "get",
+        "/mesh/accounts",
+        "Pay-for-forward accounts per neighbour (earnings, debts, standing)",
+        None,
+        "[]MeshAccount",
+        200,
+    ),
     r("get", "/address", "Who this node is", None, "NodeInfo", 200),
     r(
         "get",
@@ -309,7 +317,13 @@ fn schemas() -> Value {
             "routes": {"type": "array", "items": object(&["destination", "next_hop", "metric", "price_per_kib"], json!({
                 "destination": address, "next_hop": address, "metric": int, "price_per_kib": int}))}})),
         "MeshStatsInfo": object(&[], json!({"forwarded_packets": int, "forwarded_bytes": int, "dropped_packets": int,
-            "stored_packets": int, "bad_packets": int, "messages_received": int, "messages_delivered": int, "sessions": int})),
+            "stored_packets": int, "bad_packets": int, "messages_received": int, "messages_delivered": int, "sessions": int,
+            "cut_off_packets": int, "throttled_packets": int, "receipts_signed": int, "settlements": int})),
+        "MeshAccount": object(&["neighbour", "owed_to_us", "owed_by_us", "paid_to_them", "credited_from_them", "earned",
+            "bytes_carried_for_them", "bytes_carried_by_them", "standing"], json!({
+            "neighbour": address, "owed_to_us": amount, "owed_by_us": amount, "paid_to_them": amount,
+            "credited_from_them": amount, "earned": amount, "bytes_carried_for_them": int, "bytes_carried_by_them": int,
+            "standing": {"enum": ["good", "throttled", "cut_off"]}})),
         "FeeRequest": object(&["node", "flat", "proportional_ppm"], json!({"node": address, "flat": amount, "proportional_ppm": int})),
     })
 }
