@@ -417,6 +417,8 @@ pub struct OutboxEntry {
     pub acked: u32,
     /// `waiting`, `sending`, `delivered` or `expired`.
     pub status: String,
+    /// Microseconds from queueing to the destination's last acknowledgement.
+    pub delivery_us: Option<u64>,
 }
 
 /// A neighbour link of the mesh.

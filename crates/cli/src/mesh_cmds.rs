@@ -62,25 +62,31 @@ pub async fn send(args: SendArgs) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let outbox = api.outbox().await.map_err(api_error)?;
-            let entry = outbox.iter().find(|m| m.id == queued.id);
-            match entry.map(|m| m.status.as_str()) {
-                Some("delivered") => break,
-                Some("expired") => return Err(format!("message {} expired", queued.id)),
+            let entry = outbox.into_iter().find(|m| m.id == queued.id);
+            match &entry {
+                Some(m) if m.status == "delivered" => {
+                    return args.client.show(m, |m| {
+                        let took = m.delivery_us.map_or(String::new(), |us| {
+                            format!(" in {:.1} ms", us as f64 / 1000.0)
+                        });
+                        format!("delivered {} ({} bytes) to {to}{took}", m.id, m.bytes)
+                    });
+                }
+                Some(m) if m.status == "expired" => {
+                    return Err(format!("message {} expired", m.id));
+                }
                 _ => {}
             }
             if tokio::time::Instant::now() >= deadline {
-                let acked = entry.map_or(0, |m| m.acked);
-                let parts = entry.map_or(0, |m| m.parts);
+                let acked = entry.as_ref().map_or(0, |m| m.acked);
+                let parts = entry.as_ref().map_or(0, |m| m.parts);
                 return Err(format!(
                     "message {} not delivered within {secs} s ({acked} of {parts} parts acknowledged); it stays queued",
                     queued.id
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        return args.client.show(&queued, |q| {
-            format!("delivered {} ({} bytes) to {to}", q.id, q.bytes)
-        });
     }
     args.client.show(&queued, |q| {
         format!("queued {} ({} bytes) for {to}", q.id, q.bytes)

@@ -334,9 +334,9 @@ async fn carriers_are_paid_bytes_times_price_non_payers_are_cut_off_and_it_settl
     .await
     .unwrap_or_else(|e| {
         panic!(
-            "{e}\npayer:\n{}\ncarrier:\n{}",
-            format!("{:?}", cli(payer, &["earnings"])),
-            format!("{:?}", cli(carrier, &["earnings"]))
+            "{e}\npayer:\n{:?}\ncarrier:\n{:?}",
+            cli(payer, &["earnings"]),
+            cli(carrier, &["earnings"])
         )
     });
     // Earnings = receipted bytes × 1024 / 1024, exactly; both sides bill the same.

@@ -36,6 +36,8 @@ const PROBE_HISTORY: usize = 10;
 const FORWARDER_MEMORY: usize = 65_536;
 /// Link cost of a perfect link.
 const PERFECT_LINK: u32 = 256;
+/// Probe intervals without a word from a neighbour before its link counts as down.
+const SILENT_PROBES: u64 = 4;
 /// Received flows remembered for receipts.
 const MAX_RECEIVED_FLOWS: usize = 4096;
 /// Payment ids remembered as credited (one transfer is never credited twice).
@@ -245,6 +247,11 @@ pub fn start(
 struct Link {
     cost: u32,
     rtt_us: Option<u64>,
+    /// When anything last came from it (µs since start).
+    last_heard_us: u64,
+    /// Nothing heard for [`SILENT_PROBES`] probe intervals: routed around until it
+    /// answers again (the connection may take long to notice a dead link).
+    silent: bool,
     /// Probes sent and not answered: nonce → sent at (µs since start).
     probes: VecDeque<(u64, u64)>,
     /// Answered (true) or lost (false), newest last.
@@ -261,6 +268,8 @@ struct Outgoing {
     /// When each part was last sent (ms) and how often.
     sent: Vec<Option<(u64, u32)>>,
     acked_count: u32,
+    queued_us: u64,
+    delivered_us: Option<u64>,
     expires_ms: u64,
     status: SendStatus,
 }
@@ -493,6 +502,7 @@ impl Service {
                             parts: m.parts.len() as u32,
                             acked: m.acked_count,
                             status: m.status,
+                            delivery_us: m.delivered_us.map(|d| d.saturating_sub(m.queued_us)),
                         })
                         .collect(),
                 );
@@ -599,6 +609,8 @@ impl Service {
             acked: vec![false; n],
             sent: vec![None; n],
             acked_count: 0,
+            queued_us: self.started.elapsed().as_micros() as u64,
+            delivered_us: None,
             expires_ms: self.now_ms() + ms(self.config.message_expiry),
             status: SendStatus::Waiting,
         });
@@ -641,6 +653,8 @@ impl Service {
                 Link {
                     cost: PERFECT_LINK,
                     rtt_us: None,
+                    last_heard_us: self.started.elapsed().as_micros() as u64,
+                    silent: false,
                     probes: VecDeque::new(),
                     history: VecDeque::new(),
                 },
@@ -658,7 +672,13 @@ impl Service {
         let timeout_us = ms(self.config.probe_interval) * 4_000;
         let now_us = self.started.elapsed().as_micros() as u64;
         let mut changed = Vec::new();
+        let mut went_silent = Vec::new();
+        let silence_us = ms(self.config.probe_interval) * 1_000 * SILENT_PROBES;
         for (address, link) in &mut self.neighbours {
+            if !link.silent && now_us.saturating_sub(link.last_heard_us) > silence_us {
+                link.silent = true;
+                went_silent.push(*address);
+            }
             while link
                 .probes
                 .front()
@@ -687,8 +707,34 @@ impl Service {
             .encode();
             self.links.try_send(*address, frame);
         }
+        for neighbour in went_silent {
+            tracing::info!(%neighbour, "mesh link silent: routing around it");
+            let out = self.router.handle(Input::LinkDown { neighbour });
+            self.on_router(out).await;
+        }
         for (neighbour, cost) in changed {
-            let out = self.router.handle(Input::LinkCost { neighbour, cost });
+            if self.neighbours.get(&neighbour).is_some_and(|l| !l.silent) {
+                let out = self.router.handle(Input::LinkCost { neighbour, cost });
+                self.on_router(out).await;
+            }
+        }
+    }
+
+    /// Anything from a neighbour shows its link works.
+    async fn heard(&mut self, from: Address) {
+        let now_us = self.started.elapsed().as_micros() as u64;
+        let Some(link) = self.neighbours.get_mut(&from) else {
+            return;
+        };
+        link.last_heard_us = now_us;
+        if link.silent {
+            link.silent = false;
+            let cost = link.cost;
+            tracing::info!(neighbour = %from, "mesh link answers again");
+            let out = self.router.handle(Input::LinkUp {
+                neighbour: from,
+                cost,
+            });
             self.on_router(out).await;
         }
     }
@@ -713,6 +759,7 @@ impl Service {
             self.stats.bad_packets += 1;
             return;
         };
+        self.heard(from).await;
         match packet {
             Packet::Routing(message) => {
                 if self.neighbours.contains_key(&from) {
@@ -1103,6 +1150,7 @@ impl Service {
         m.acked_count += 1;
         if m.acked_count as usize == m.acked.len() {
             m.status = SendStatus::Delivered;
+            m.delivered_us = Some(self.started.elapsed().as_micros() as u64);
             m.parts = Vec::new();
             self.outbox_bytes = self.outbox_bytes.saturating_sub(m.size);
             self.stats.messages_delivered += 1;
@@ -1170,10 +1218,10 @@ impl Service {
 
     fn count_received(&mut self, via: Address, source: Address, sealed: &Sealed) {
         // Only data of a session we hold counts (anything else cannot be opened).
-        if !self
+        if self
             .sessions
             .get(&sealed.session)
-            .is_some_and(|s| s.peer() == source)
+            .is_none_or(|s| s.peer() != source)
         {
             return;
         }
@@ -1447,10 +1495,10 @@ impl Service {
 }
 
 /// Link cost from probe answers: a lossless link costs 256 plus 16 per whole 4 ms of
-/// round trip (coarse, so jitter does not churn routes), divided by the delivery rate
-/// squared (as ETX).
+/// round trip (coarse, so jitter does not churn routes; at most 256 more, so a busy
+/// link's queueing does not flap routes), divided by the delivery rate squared (as ETX).
 fn link_cost(link: &Link) -> u32 {
-    let rtt_part = link.rtt_us.map_or(0, |us| (us / 4_000).min(10_000) * 16) as u32;
+    let rtt_part = link.rtt_us.map_or(0, |us| (us / 4_000).min(16) * 16) as u32;
     let base = PERFECT_LINK + rtt_part;
     let total = link.history.len() as u32;
     if total == 0 {

@@ -66,7 +66,7 @@ impl Default for MeshConfig {
             price_per_kib: 0,
             hop_limit: 16,
             tick: Duration::from_millis(50),
-            probe_interval: Duration::from_millis(500),
+            probe_interval: Duration::from_millis(250),
             retransmit: Duration::from_millis(1_000),
             window: 128,
             message_expiry: Duration::from_secs(3_600),
@@ -145,6 +145,8 @@ pub struct OutboxView {
     pub acked: u32,
     /// Where it stands.
     pub status: SendStatus,
+    /// Microseconds from queueing to the last acknowledgement, once delivered.
+    pub delivery_us: Option<u64>,
 }
 
 /// A selected route.

@@ -3,6 +3,7 @@
 
 pub mod flows;
 pub mod lifecycle;
+pub mod netns;
 pub mod procs;
 
 pub use lifecycle::{Lifecycle, SETTLE_TIMEOUT, SignedBalance, fmt_smt, smt};

@@ -163,6 +163,7 @@ pub(crate) async fn outbox(State(state): Shared) -> Answer<Json<Vec<OutboxEntry>
                 parts: m.parts,
                 acked: m.acked,
                 status: m.status.as_str().to_owned(),
+                delivery_us: m.delivery_us,
             })
             .collect(),
     ))

@@ -311,7 +311,7 @@ fn schemas() -> Value {
             "id": string, "from": address, "name": string, "bytes": int, "received_unix_ms": int, "text": opt(&string)})),
         "OutboxEntry": object(&["id", "to", "name", "bytes", "parts", "acked", "status"], json!({
             "id": string, "to": address, "name": string, "bytes": int, "parts": int, "acked": int,
-            "status": {"enum": ["waiting", "sending", "delivered", "expired"]}})),
+            "status": {"enum": ["waiting", "sending", "delivered", "expired"]}, "delivery_us": opt(&int)})),
         "MeshRoutes": object(&["neighbours", "routes"], json!({
             "neighbours": {"type": "array", "items": object(&["address", "cost"], json!({"address": address, "cost": int, "rtt_us": opt(&int)}))},
             "routes": {"type": "array", "items": object(&["destination", "next_hop", "metric", "price_per_kib"], json!({

@@ -1,0 +1,339 @@
+//! The mesh across network namespaces (root; skips with a message otherwise). Five
+//! hosts in a line with a diamond at its end; links only between neighbours, no IP
+//! forwarding, so every byte between non-neighbours is carried by the mesh. A sixth
+//! host runs the chain, reached over separate links.
+//!
+//! ```text
+//!   h0 ── h1 ── h2 ── h3          h1 carries at 1024/KiB, h2 at 2048, h4 at 4096
+//!          └─── h4 ───┘           h5: the chain (links to h0..h4)
+//! ```
+//!
+//! A text and a file cross end to end; the carriers' earnings equal receipted bytes ×
+//! price exactly and are paid by channel transfers; h3 (no channel) is cut off by h2
+//! once it owes past its credit; the h2–h3 link is cut and traffic reroutes through
+//! h4; every channel closes and settles on chain with the carriers' earnings.
+
+use serde_json::Value;
+use smartmesh_testkit::netns::{Hosts, is_root};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_smartmesh");
+const WAIT: Duration = Duration::from_secs(90);
+const PORT: u16 = 7000;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_until(hosts: &Hosts, host: usize, args: &[String], marker: &str) -> (Proc, String) {
+    let mut child = hosts
+        .command(host, BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wanted = marker.to_owned();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && line.starts_with(&wanted) {
+                let _ = tx.send(line);
+                sent = true;
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("host {host}: no {marker:?} line"));
+    (Proc(child), line)
+}
+
+fn cli(hosts: &Hosts, host: usize, dir: &Path, args: &[&str]) -> Result<Value, String> {
+    let out = hosts
+        .command(host, BIN)
+        .args(args)
+        .arg("--json")
+        .env("SMARTMESH_DATA_DIR", dir)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "smartmesh {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn amount(v: &Value) -> u128 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an amount: {v}"))
+}
+
+fn same(a: &Value, b: &str) -> bool {
+    a.as_str().is_some_and(|a| a.eq_ignore_ascii_case(b))
+}
+
+#[test]
+fn five_hosts_carry_pay_cut_off_reroute_and_settle() {
+    if !is_root() {
+        eprintln!("skipped: network namespaces need root");
+        return;
+    }
+    let mut hosts = match Hosts::create("smm", 6) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("skipped: cannot build network namespaces here: {e}");
+            return;
+        }
+    };
+    let mesh_links: Vec<_> = [(0, 1), (1, 2), (2, 3), (1, 4), (4, 3)]
+        .iter()
+        .map(|(a, b)| hosts.link(*a, *b).expect("link"))
+        .collect();
+    let chain_links: Vec<_> = (0..5).map(|i| hosts.link(i, 5).expect("link")).collect();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let deployment = tmp.path().join("deployment.json");
+    let deployment_arg = deployment.to_str().expect("path").to_owned();
+    let s = |v: &str| v.to_owned();
+    let (_chain, _) = spawn_until(
+        &hosts,
+        5,
+        &[
+            s("devchain"),
+            s("--host"),
+            s("0.0.0.0"),
+            s("--port"),
+            s("8545"),
+            s("--block-time"),
+            s("500"),
+            s("--deployment-out"),
+            deployment_arg.clone(),
+        ],
+        "listening on",
+    );
+    let prices = ["0", "1024", "2048", "0", "4096"];
+    let dirs: Vec<PathBuf> = (0..5).map(|i| tmp.path().join(format!("h{i}"))).collect();
+    let mut procs = Vec::new();
+    let mut addr = Vec::new();
+    for i in 0..5 {
+        let mut args = vec![
+            s("node"),
+            s("--dev-key"),
+            (i + 1).to_string(),
+            s("--eth-rpc"),
+            format!("http://{}:8545", chain_links[i].addrs.1),
+            s("--deployment"),
+            deployment_arg.clone(),
+            s("--data-dir"),
+            dirs[i].to_str().expect("path").to_owned(),
+            s("--listen"),
+            format!("/ip4/0.0.0.0/tcp/{PORT}"),
+            s("--no-mdns"),
+            s("--api-listen"),
+            s("127.0.0.1:0"),
+            s("--settle-timeout"),
+            s("10"),
+            s("--mesh-price"),
+            s(prices[i]),
+            s("--mesh-settle-threshold"),
+            s("20000"),
+            s("--mesh-credit-limit"),
+            s("60000"),
+        ];
+        for l in &mesh_links {
+            if l.hosts.1 == i {
+                args.push(s("--peer"));
+                args.push(format!("/ip4/{}/tcp/{PORT}", l.addrs.0));
+            }
+        }
+        let (p, ready) = spawn_until(&hosts, i, &args, "ready");
+        procs.push(p);
+        addr.push(
+            ready
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("address="))
+                .expect("address")
+                .to_lowercase(),
+        );
+    }
+    let c = |host: usize, args: &[&str]| cli(&hosts, host, &dirs[host], args);
+    let next_hop = |host: usize, to: &str| -> Option<String> {
+        let routes = c(host, &["routes"]).ok()?;
+        routes["routes"]
+            .as_array()?
+            .iter()
+            .find(|r| same(&r["destination"], to))
+            .and_then(|r| r["next_hop"].as_str().map(str::to_lowercase))
+    };
+    let account = |host: usize, neighbour: &str| -> Option<Value> {
+        let list = c(host, &["earnings"]).ok()?;
+        list.as_array()?
+            .iter()
+            .find(|a| same(&a["neighbour"], neighbour))
+            .cloned()
+    };
+
+    // Channels for the accounts: h0 pays h1; h1 pays h2 and h4. h3 has none.
+    let mut channels = Vec::new();
+    for (payer, payee) in [(0, 1), (1, 2), (1, 4)] {
+        let opened = eventually("a channel opens", || {
+            c(payer, &["channel", "open", &addr[payee], "5000000"]).ok()
+        });
+        let id = opened["channel_id"].as_str().expect("id").to_owned();
+        eventually("the partner sees it", || {
+            c(payee, &["channel", "show", &id]).ok()
+        });
+        channels.push((payer, payee, id));
+    }
+    eventually("h0 routes to h3 through h1, h1 through h2", || {
+        (next_hop(0, &addr[3])? == addr[1] && next_hop(1, &addr[3])? == addr[2]).then_some(())
+    });
+
+    // A text and a file, end to end over three hops.
+    let sent = c(0, &["send", &addr[3], "hello h3", "--wait", "60"]).expect("send");
+    assert_eq!(sent["status"], "delivered");
+    let inbox = c(3, &["inbox"]).expect("inbox");
+    assert!(
+        inbox
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|m| m["text"] == "hello h3" && same(&m["from"], &addr[0])),
+        "{inbox}"
+    );
+    let file = tmp.path().join("report.bin");
+    std::fs::write(&file, vec![3u8; 300_000]).expect("file");
+    let sent = c(
+        0,
+        &[
+            "send",
+            &addr[3],
+            "--file",
+            file.to_str().expect("path"),
+            "--wait",
+            "60",
+        ],
+    )
+    .expect("send file");
+    assert_eq!(sent["status"], "delivered");
+
+    // Receipted bytes × price, exactly; paid by channel transfers past the threshold.
+    let (at_h0, at_h1) = eventually("h0 settled with h1", || {
+        let at_h0 = account(0, &addr[1])?;
+        let at_h1 = account(1, &addr[0])?;
+        let (owed, paid) = (amount(&at_h0["owed_by_us"]), amount(&at_h0["paid_to_them"]));
+        (at_h0["bytes_carried_by_them"].as_u64()? > 300_000
+            && paid > 0
+            && owed - paid < 20_000
+            && amount(&at_h1["credited_from_them"]) == paid)
+            .then_some((at_h0, at_h1))
+    });
+    let carried = u128::from(at_h1["bytes_carried_for_them"].as_u64().expect("bytes"));
+    assert_eq!(amount(&at_h1["earned"]), carried * 1024 / 1024);
+    assert_eq!(at_h1["owed_to_us"], at_h0["owed_by_us"]);
+    let at_h2 = eventually("h2 billed h1", || {
+        let a = account(2, &addr[1])?;
+        (a["bytes_carried_for_them"].as_u64()? > 300_000).then_some(a)
+    });
+    let carried = u128::from(at_h2["bytes_carried_for_them"].as_u64().expect("bytes"));
+    assert_eq!(amount(&at_h2["earned"]), carried * 2048 / 1024);
+
+    // h3 cannot pay h2: past its credit it is cut off.
+    std::fs::write(&file, vec![4u8; 300_000]).expect("file");
+    c(
+        3,
+        &["send", &addr[0], "--file", file.to_str().expect("path")],
+    )
+    .expect("queued");
+    eventually("h2 cuts h3 off", || {
+        (account(2, &addr[3])?["standing"] == "cut_off").then_some(())
+    });
+    let refused = c(3, &["send", &addr[0], "free ride?", "--wait", "4"]).expect_err("not carried");
+    assert!(refused.contains("not delivered"), "{refused}");
+    let inbox = c(0, &["inbox"]).expect("inbox");
+    assert!(
+        !inbox
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|m| m["text"] == "free ride?"),
+        "nothing of the cut-off host got through: {inbox}"
+    );
+
+    // Cut h2–h3: h1 reroutes through h4 and messages still arrive.
+    hosts.set_link(&mesh_links[2], false).expect("cut");
+    eventually("h1 reroutes through h4", || {
+        (next_hop(1, &addr[3])? == addr[4]).then_some(())
+    });
+    let sent = c(0, &["send", &addr[3], "around the cut", "--wait", "60"]).expect("send");
+    assert_eq!(sent["status"], "delivered");
+    std::fs::write(&file, vec![5u8; 50_000]).expect("file");
+    let sent = c(
+        0,
+        &[
+            "send",
+            &addr[3],
+            "--file",
+            file.to_str().expect("path"),
+            "--wait",
+            "60",
+        ],
+    )
+    .expect("send file");
+    assert_eq!(sent["status"], "delivered");
+    let at_h4 = eventually("h4 billed h1 and was paid", || {
+        let a = account(4, &addr[1])?;
+        (a["bytes_carried_for_them"].as_u64()? > 50_000 && amount(&a["credited_from_them"]) > 0)
+            .then_some(a)
+    });
+    let carried = u128::from(at_h4["bytes_carried_for_them"].as_u64().expect("bytes"));
+    assert_eq!(amount(&at_h4["earned"]), carried * 4096 / 1024);
+
+    // Everything settles on chain: each channel moves exactly the net of what the two
+    // partners paid each other for carriage (h2 also carried h3's data to h1, and paid
+    // h1 back over the same channel).
+    std::thread::sleep(Duration::from_secs(1));
+    let mut nets = Vec::new();
+    for (payer, payee, id) in &channels {
+        let paid = amount(&account(*payer, &addr[*payee]).expect("account")["paid_to_them"]);
+        let back = account(*payee, &addr[*payer]).map_or(0, |a| amount(&a["paid_to_them"]));
+        assert!(paid > 0, "h{payer} paid h{payee}");
+        nets.push(paid - back);
+        c(*payer, &["channel", "close", id]).expect("close");
+    }
+    for ((payer, _, id), net) in channels.iter().zip(nets) {
+        let outcome = eventually("settled on chain", || {
+            let ch = c(*payer, &["channel", "show", id]).ok()?;
+            (ch["outcome"]["kind"] == "settled").then(|| ch["outcome"].clone())
+        });
+        assert_eq!(amount(&outcome["partner"]), net, "{outcome}");
+        assert_eq!(amount(&outcome["ours"]), 5_000_000 - net, "{outcome}");
+    }
+    drop(procs);
+}
