@@ -7,13 +7,16 @@ pub mod accounts;
 mod links;
 mod payments;
 mod service;
+mod socks;
+mod streams;
 mod types;
 
 pub use accounts::{Account, Standing};
 pub use links::Links;
 pub use payments::Payments;
 pub use service::{MeshHandle, start};
+pub use socks::{MeshStream, pipe, serve_socks};
 pub use types::{
-    AccountView, InboxMessage, MeshConfig, MeshServiceError, MeshStats, NeighbourView, OutboxView,
-    RouteView, SendStatus,
+    AccountView, GatewayView, InboxMessage, MeshConfig, MeshServiceError, MeshStats, NeighbourView,
+    OutboxView, RouteView, SendStatus,
 };

@@ -4,14 +4,15 @@
 use crate::accounts::{Accounts, Standing};
 use crate::links::Links;
 use crate::payments::Payments;
+use crate::streams::{RecvHalf, SendHalf};
 use crate::types::{
     AccountView, InboxMessage, MeshConfig, MeshServiceError, MeshStats, NeighbourView, OutboxView,
     RouteView, SendStatus,
 };
 use smartmesh_mesh::payload::{MAX_CHUNK, MAX_MESSAGE, MAX_NAME};
 use smartmesh_mesh::{
-    Forwarder, Hello, Initiating, MessageId, Packet, Payload, Receipt, Sealed, Session, SessionId,
-    Verdict, Welcome, respond,
+    Forwarder, GatewayAd, Hello, Initiating, MessageId, Packet, Payload, Receipt, Sealed, Session,
+    SessionId, Verdict, Welcome, respond,
 };
 use smartmesh_primitives::{Address, PrivateKey, keccak256};
 use smartmesh_routing::{Input, Output, Router};
@@ -49,8 +50,48 @@ const NOTICE_REPEATS: u8 = 3;
 /// How long a neighbour's announced payment is looked for on our channel.
 const CREDIT_CHECK: Duration = Duration::from_secs(10);
 
+/// Streams open at once.
+const MAX_STREAMS: usize = 256;
+/// Bytes a stream's writer may queue before it waits.
+const STREAM_BUFFER: usize = 1 << 20;
+/// Segments delivered to a stream's reader ahead of it.
+const STREAM_READ_QUEUE: usize = 256;
+/// Stream segments are sent again after this long without progress (ms).
+const STREAM_RTO_MS: u64 = 400;
+/// A stream whose open is not answered within this is given up (ms).
+const STREAM_OPEN_MS: u64 = 30_000;
+/// Gateways advertise this often (ms); an advertisement lives three times as long.
+const GATEWAY_EVERY_MS: u64 = 2_000;
+/// Gateways remembered.
+const MAX_GATEWAYS: usize = 256;
+/// How long a gateway waits for the outside host to accept.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A stream: (peer, id); the opener picks odd ids if its address is the smaller.
+pub(crate) type StreamKey = (Address, u32);
+
+struct StreamState {
+    send: SendHalf,
+    recv: RecvHalf,
+    /// Bytes for our side's reader (dropped at the peer's fin: the reader sees the end).
+    to_app: Option<mpsc::Sender<Vec<u8>>>,
+    /// The opener waiting for the gateway's answer.
+    opened: Option<oneshot::Sender<Result<(), String>>>,
+    /// The gateway connected (always true on the gateway side).
+    established: bool,
+    /// The open request, while unanswered: host, port, first sent (ms), last sent (ms).
+    open: Option<(String, u16, u64, u64)>,
+    /// Writers waiting for room.
+    waiting: VecDeque<(Vec<u8>, bool, oneshot::Sender<Result<(), MeshServiceError>>)>,
+}
+
 /// Results of work done off the task.
 enum Internal {
+    /// A gateway's connection to the outside host.
+    Connected {
+        key: StreamKey,
+        result: Result<tokio::net::TcpStream, String>,
+    },
     Paid {
         to: Address,
         amount: u128,
@@ -85,6 +126,20 @@ enum Command {
     Stats(oneshot::Sender<MeshStats>),
     Accounts(oneshot::Sender<Vec<AccountView>>),
     SetPrice(u64),
+    OpenStream {
+        via: Option<Address>,
+        host: String,
+        port: u16,
+        reply: oneshot::Sender<Result<crate::MeshStream, MeshServiceError>>,
+    },
+    StreamWrite {
+        key: StreamKey,
+        bytes: Vec<u8>,
+        fin: bool,
+        reply: oneshot::Sender<Result<(), MeshServiceError>>,
+    },
+    StreamReset(StreamKey),
+    Gateways(oneshot::Sender<Vec<crate::GatewayView>>),
 }
 
 /// Talks to the mesh task. Cheap to clone.
@@ -161,6 +216,47 @@ impl MeshHandle {
         self.ask(Command::Stats).await
     }
 
+    /// Opens a TCP stream to `host:port` through gateway `via` (None: the best one by
+    /// route metric plus price); wait for [`crate::MeshStream::opened`] before writing.
+    pub async fn open_stream(
+        &self,
+        via: Option<Address>,
+        host: String,
+        port: u16,
+    ) -> Result<crate::MeshStream, MeshServiceError> {
+        self.ask(|reply| Command::OpenStream {
+            via,
+            host,
+            port,
+            reply,
+        })
+        .await?
+    }
+
+    pub(crate) async fn stream_write(
+        &self,
+        key: StreamKey,
+        bytes: Vec<u8>,
+        fin: bool,
+    ) -> Result<(), MeshServiceError> {
+        self.ask(|reply| Command::StreamWrite {
+            key,
+            bytes,
+            fin,
+            reply,
+        })
+        .await?
+    }
+
+    pub(crate) fn stream_reset(&self, key: StreamKey) {
+        let _ = self.commands.try_send(Command::StreamReset(key));
+    }
+
+    /// Gateways known, best first.
+    pub async fn gateways(&self) -> Result<Vec<crate::GatewayView>, MeshServiceError> {
+        self.ask(Command::Gateways).await
+    }
+
     /// Pay-for-forward accounts per neighbour.
     pub async fn accounts(&self) -> Result<Vec<AccountView>, MeshServiceError> {
         self.ask(Command::Accounts).await
@@ -197,7 +293,19 @@ pub fn start(
     });
     let (commands, command_rx) = mpsc::channel(config.command_queue);
     let (internal, internal_rx) = mpsc::channel(256);
+    let handle = MeshHandle {
+        address: me,
+        commands: commands.clone(),
+    };
     let service = Service {
+        handle: handle.clone(),
+        streams: HashMap::new(),
+        next_stream: 0,
+        gateways: HashMap::new(),
+        stream_opened_due: Vec::new(),
+        stream_reset_due: Vec::new(),
+        gateway_seqno: 0,
+        last_gateway_ms: None,
         price: config.price_per_kib,
         payments,
         internal,
@@ -238,10 +346,7 @@ pub fn start(
         config,
     };
     tokio::spawn(service.run(inbound, command_rx, internal_rx));
-    Ok(MeshHandle {
-        address: me,
-        commands,
-    })
+    Ok(handle)
 }
 
 struct Link {
@@ -288,6 +393,17 @@ struct Stored {
 }
 
 struct Service {
+    /// For the streams the task hands out (they talk back through it).
+    handle: MeshHandle,
+    streams: HashMap<StreamKey, StreamState>,
+    next_stream: u32,
+    /// Gateways heard of: advertisement and expiry (ms).
+    gateways: HashMap<Address, (GatewayAd, u64)>,
+    gateway_seqno: u32,
+    last_gateway_ms: Option<u64>,
+    /// Gateway answers to send on the next pump.
+    stream_opened_due: Vec<StreamKey>,
+    stream_reset_due: Vec<(StreamKey, String)>,
     price: u64,
     payments: Option<Arc<dyn Payments>>,
     internal: mpsc::Sender<Internal>,
@@ -383,7 +499,10 @@ fn packet_id(packet: &Packet) -> Option<[u8; 32]> {
             data.extend_from_slice(&receipt.session);
             data.extend_from_slice(&receipt.bytes.to_be_bytes());
         }
-        Packet::Routing(_) | Packet::Probe { .. } | Packet::Paid { .. } => return None,
+        Packet::Routing(_)
+        | Packet::Probe { .. }
+        | Packet::Paid { .. }
+        | Packet::Gateway { .. } => return None,
     }
     Some(keccak256(&data).0)
 }
@@ -399,7 +518,10 @@ fn destination_of(packet: &Packet) -> Option<(Address, Address)> {
             ..
         } => Some((*source, *destination)),
         Packet::Receipt { receipt, .. } => Some((receipt.destination, receipt.source)),
-        Packet::Routing(_) | Packet::Probe { .. } | Packet::Paid { .. } => None,
+        Packet::Routing(_)
+        | Packet::Probe { .. }
+        | Packet::Paid { .. }
+        | Packet::Gateway { .. } => None,
     }
 }
 
@@ -469,7 +591,10 @@ impl Service {
                     Some(command) => self.on_command(command).await,
                     None => break,
                 },
-                Some(done) = internal.recv() => self.on_internal(done),
+                Some(done) = internal.recv() => {
+                    self.on_internal(done);
+                    self.pump_streams().await;
+                }
                 _ = tick.tick() => self.on_tick().await,
             }
         }
@@ -555,6 +680,55 @@ impl Service {
                     .collect();
                 let _ = reply.send(views);
             }
+            Command::OpenStream {
+                via,
+                host,
+                port,
+                reply,
+            } => {
+                let result = self.open_stream(via, host, port);
+                let _ = reply.send(result);
+                self.pump_streams().await;
+            }
+            Command::StreamWrite {
+                key,
+                bytes,
+                fin,
+                reply,
+            } => {
+                match self.streams.get_mut(&key) {
+                    None => {
+                        let _ = reply.send(Err(MeshServiceError::StreamClosed));
+                    }
+                    Some(st) if st.send.queued() >= STREAM_BUFFER => {
+                        st.waiting.push_back((bytes, fin, reply));
+                    }
+                    Some(st) => {
+                        st.send.push(&bytes);
+                        if fin {
+                            st.send.finish();
+                        }
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                self.pump_streams().await;
+            }
+            Command::StreamReset(key) => {
+                if self.streams.contains_key(&key) {
+                    self.send_payload(
+                        key.0,
+                        &Payload::StreamReset {
+                            stream: key.1,
+                            reason: "closed by the application".into(),
+                        },
+                    )
+                    .await;
+                    self.drop_stream(key, "closed");
+                }
+            }
+            Command::Gateways(reply) => {
+                let _ = reply.send(self.gateway_views());
+            }
             Command::SetPrice(price) => {
                 self.price = price;
                 let out = self.router.handle(Input::SetPrice { price });
@@ -628,6 +802,8 @@ impl Service {
         self.send_receipts(0).await;
         self.settle(now);
         self.repeat_notices();
+        self.advertise(now);
+        self.pump_streams().await;
     }
 
     /// Links up and down, probes and link costs.
@@ -789,6 +965,7 @@ impl Service {
                 }
             }
             Packet::Paid { payment_id, amount } => self.check_payment(from, payment_id, amount),
+            Packet::Gateway { hop_limit, ad } => self.on_gateway(from, hop_limit, ad),
             Packet::Receipt { hop_limit, receipt } => self.on_receipt(hop_limit, receipt).await,
             packet => {
                 let Some((_, destination)) = destination_of(&packet) else {
@@ -1047,6 +1224,34 @@ impl Service {
                     .await;
             }
             Ok(Payload::ChunkAck { message, index }) => self.on_ack(source, message, index).await,
+            Ok(Payload::StreamOpen { stream, host, port }) => {
+                self.on_stream_open((source, stream), host, port).await;
+            }
+            Ok(Payload::StreamOpened { stream }) => {
+                if let Some(st) = self.streams.get_mut(&(source, stream)) {
+                    st.established = true;
+                    st.open = None;
+                    if let Some(tx) = st.opened.take() {
+                        let _ = tx.send(Ok(()));
+                    }
+                }
+                self.pump_streams().await;
+            }
+            Ok(Payload::StreamData {
+                stream,
+                offset,
+                fin,
+                body,
+            }) => {
+                self.on_stream_data((source, stream), offset, fin, body)
+                    .await
+            }
+            Ok(Payload::StreamAck { stream, offset }) => {
+                self.on_stream_ack((source, stream), offset).await;
+            }
+            Ok(Payload::StreamReset { stream, reason }) => {
+                self.drop_stream((source, stream), &reason);
+            }
             Err(_) => self.stats.bad_packets += 1,
         }
     }
@@ -1320,6 +1525,7 @@ impl Service {
 
     fn on_internal(&mut self, done: Internal) {
         match done {
+            Internal::Connected { key, result } => self.on_connected(key, result),
             Internal::Paid { to, amount, result } => {
                 self.paying.remove(&to);
                 match result {
@@ -1400,6 +1606,360 @@ impl Service {
                 })
                 .await;
         });
+    }
+
+    /// Seals `payload` for `to` on the current session (false: no session yet).
+    async fn send_payload(&mut self, to: Address, payload: &Payload) -> bool {
+        let Some(&session) = self.current.get(&to) else {
+            let now = self.now_ms();
+            self.handshake(to, now).await;
+            return false;
+        };
+        self.seal_and_send(to, session, &payload.encode()).await
+    }
+
+    fn gateway_views(&self) -> Vec<crate::GatewayView> {
+        let mut views: Vec<crate::GatewayView> = self
+            .gateways
+            .values()
+            .filter_map(|(ad, _)| {
+                let route = self.router.route(ad.gateway)?;
+                Some(crate::GatewayView {
+                    gateway: ad.gateway,
+                    price_per_kib: ad.price,
+                    metric: route.metric,
+                    route_price_per_kib: route.price,
+                })
+            })
+            .collect();
+        views.sort_by_key(|g| {
+            u64::from(g.metric)
+                .saturating_add(g.price_per_kib)
+                .saturating_add(g.route_price_per_kib)
+        });
+        views
+    }
+
+    /// Gateways sign and flood an advertisement every few seconds.
+    fn advertise(&mut self, now: u64) {
+        let Some(price) = self.config.gateway_price else {
+            return;
+        };
+        if self
+            .last_gateway_ms
+            .is_some_and(|t| now.saturating_sub(t) < GATEWAY_EVERY_MS)
+        {
+            return;
+        }
+        self.last_gateway_ms = Some(now);
+        self.gateway_seqno = self.gateway_seqno.wrapping_add(1);
+        let ad = GatewayAd::sign(&self.key, price, self.gateway_seqno);
+        let frame = Packet::Gateway {
+            hop_limit: self.config.hop_limit,
+            ad,
+        }
+        .encode();
+        for n in self.neighbours.keys() {
+            self.links.try_send(*n, frame.clone());
+        }
+    }
+
+    fn on_gateway(&mut self, from: Address, hop_limit: u8, ad: GatewayAd) {
+        let now = self.now_ms();
+        self.gateways.retain(|_, (_, expires)| *expires > now);
+        if ad.gateway == self.me
+            || self
+                .gateways
+                .get(&ad.gateway)
+                .is_some_and(|(old, _)| old.seqno >= ad.seqno)
+            || (!self.gateways.contains_key(&ad.gateway) && self.gateways.len() >= MAX_GATEWAYS)
+        {
+            return;
+        }
+        if !ad.verify() {
+            self.stats.bad_packets += 1;
+            return;
+        }
+        self.gateways
+            .insert(ad.gateway, (ad.clone(), now + 3 * GATEWAY_EVERY_MS));
+        if hop_limit > 1 {
+            let frame = Packet::Gateway {
+                hop_limit: hop_limit - 1,
+                ad,
+            }
+            .encode();
+            for n in self.neighbours.keys().filter(|n| **n != from) {
+                self.links.try_send(*n, frame.clone());
+            }
+        }
+    }
+
+    fn new_stream_state(&self, established: bool) -> (StreamState, mpsc::Receiver<Vec<u8>>) {
+        let (tx, rx) = mpsc::channel(STREAM_READ_QUEUE);
+        (
+            StreamState {
+                send: SendHalf::default(),
+                recv: RecvHalf::default(),
+                to_app: Some(tx),
+                opened: None,
+                established,
+                open: None,
+                waiting: VecDeque::new(),
+            },
+            rx,
+        )
+    }
+
+    fn open_stream(
+        &mut self,
+        via: Option<Address>,
+        host: String,
+        port: u16,
+    ) -> Result<crate::MeshStream, MeshServiceError> {
+        if host.is_empty() || host.len() > MAX_NAME {
+            return Err(MeshServiceError::Config(format!(
+                "a host name of 1 to {MAX_NAME} bytes"
+            )));
+        }
+        let gateway = match via {
+            Some(g) => g,
+            None => self
+                .gateway_views()
+                .first()
+                .map(|g| g.gateway)
+                .ok_or(MeshServiceError::NoGateway)?,
+        };
+        if gateway == self.me {
+            return Err(MeshServiceError::ToSelf);
+        }
+        if self.streams.len() >= MAX_STREAMS {
+            return Err(MeshServiceError::TooManyStreams(MAX_STREAMS));
+        }
+        let parity = u32::from(self.me < gateway);
+        let id = self.next_stream.wrapping_mul(2).wrapping_add(parity);
+        self.next_stream = self.next_stream.wrapping_add(1);
+        let key = (gateway, id);
+        let (mut state, incoming) = self.new_stream_state(false);
+        let (tx, rx) = oneshot::channel();
+        state.opened = Some(tx);
+        let now = self.now_ms();
+        state.open = Some((host, port, now, 0));
+        self.streams.insert(key, state);
+        Ok(crate::MeshStream {
+            key,
+            gateway,
+            handle: self.handle.clone(),
+            incoming,
+            opened: Some(rx),
+        })
+    }
+
+    async fn on_stream_open(&mut self, key: StreamKey, host: String, port: u16) {
+        if let Some(st) = self.streams.get(&key) {
+            if st.established {
+                self.send_payload(key.0, &Payload::StreamOpened { stream: key.1 })
+                    .await;
+            }
+            return;
+        }
+        let refuse = if self.config.gateway_price.is_none() {
+            Some("this node is not a gateway")
+        } else if self.streams.len() >= MAX_STREAMS {
+            Some("the gateway has too many streams open")
+        } else {
+            None
+        };
+        if let Some(reason) = refuse {
+            self.send_payload(
+                key.0,
+                &Payload::StreamReset {
+                    stream: key.1,
+                    reason: reason.into(),
+                },
+            )
+            .await;
+            return;
+        }
+        // Reserve the key while connecting (duplicates of the open are ignored).
+        let (state, _) = self.new_stream_state(false);
+        self.streams.insert(key, state);
+        let done = self.internal.clone();
+        tokio::spawn(async move {
+            let target = format!("{host}:{port}");
+            let result = match tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                tokio::net::TcpStream::connect(&target),
+            )
+            .await
+            {
+                Ok(Ok(tcp)) => Ok(tcp),
+                Ok(Err(e)) => Err(format!("cannot connect to {target}: {e}")),
+                Err(_) => Err(format!("{target} did not answer in time")),
+            };
+            let _ = done.send(Internal::Connected { key, result }).await;
+        });
+    }
+
+    fn on_connected(&mut self, key: StreamKey, result: Result<tokio::net::TcpStream, String>) {
+        if !self.streams.contains_key(&key) {
+            return;
+        }
+        match result {
+            Ok(tcp) => {
+                let (mut state, incoming) = self.new_stream_state(true);
+                // Answer the open on the next pump (the task sends from there).
+                state.open = None;
+                self.streams.insert(key, state);
+                self.stream_opened_due.push(key);
+                let stream = crate::MeshStream {
+                    key,
+                    gateway: key.0,
+                    handle: self.handle.clone(),
+                    incoming,
+                    opened: None,
+                };
+                tokio::spawn(crate::socks::pipe(tcp, stream));
+            }
+            Err(reason) => {
+                self.streams.remove(&key);
+                self.stream_reset_due.push((key, reason));
+            }
+        }
+    }
+
+    fn drop_stream(&mut self, key: StreamKey, reason: &str) {
+        if let Some(mut st) = self.streams.remove(&key) {
+            if let Some(tx) = st.opened.take() {
+                let _ = tx.send(Err(reason.to_owned()));
+            }
+            for (_, _, reply) in st.waiting.drain(..) {
+                let _ = reply.send(Err(MeshServiceError::StreamClosed));
+            }
+        }
+    }
+
+    async fn on_stream_data(&mut self, key: StreamKey, offset: u64, fin: bool, body: Vec<u8>) {
+        let Some(st) = self.streams.get_mut(&key) else {
+            self.send_payload(
+                key.0,
+                &Payload::StreamReset {
+                    stream: key.1,
+                    reason: "no such stream".into(),
+                },
+            )
+            .await;
+            return;
+        };
+        if st.recv.in_order(offset) {
+            let taken = match &st.to_app {
+                Some(tx) if !body.is_empty() => tx.try_send(body.clone()).is_ok(),
+                Some(_) => true,
+                // Our reader is gone: take and discard.
+                None => true,
+            };
+            if taken {
+                st.recv.took(body.len(), fin);
+                if fin {
+                    st.to_app = None;
+                }
+            }
+        }
+        let ack = st.recv.ack();
+        let finished = st.recv.fin && st.send.done();
+        self.send_payload(
+            key.0,
+            &Payload::StreamAck {
+                stream: key.1,
+                offset: ack,
+            },
+        )
+        .await;
+        if finished {
+            self.streams.remove(&key);
+        }
+    }
+
+    async fn on_stream_ack(&mut self, key: StreamKey, offset: u64) {
+        let now = self.now_ms();
+        let Some(st) = self.streams.get_mut(&key) else {
+            return;
+        };
+        st.send.ack(offset, now);
+        while st.send.queued() < STREAM_BUFFER {
+            let Some((bytes, fin, reply)) = st.waiting.pop_front() else {
+                break;
+            };
+            st.send.push(&bytes);
+            if fin {
+                st.send.finish();
+            }
+            let _ = reply.send(Ok(()));
+        }
+        if st.recv.fin && st.send.done() {
+            self.streams.remove(&key);
+        }
+        self.pump_streams().await;
+    }
+
+    /// Sends what the streams may send now: opens (again), answers, resets, segments.
+    async fn pump_streams(&mut self) {
+        let now = self.now_ms();
+        for (key, reason) in std::mem::take(&mut self.stream_reset_due) {
+            self.send_payload(
+                key.0,
+                &Payload::StreamReset {
+                    stream: key.1,
+                    reason,
+                },
+            )
+            .await;
+        }
+        for key in std::mem::take(&mut self.stream_opened_due) {
+            self.send_payload(key.0, &Payload::StreamOpened { stream: key.1 })
+                .await;
+        }
+        let mut out: Vec<(Address, Payload)> = Vec::new();
+        let mut expired = Vec::new();
+        for (key, st) in &mut self.streams {
+            if let Some((host, port, first, last)) = &mut st.open {
+                if now.saturating_sub(*first) > STREAM_OPEN_MS {
+                    expired.push(*key);
+                    continue;
+                }
+                if *last == 0 || now.saturating_sub(*last) >= STREAM_RTO_MS {
+                    *last = now.max(1);
+                    out.push((
+                        key.0,
+                        Payload::StreamOpen {
+                            stream: key.1,
+                            host: host.clone(),
+                            port: *port,
+                        },
+                    ));
+                }
+                continue;
+            }
+            if !st.established {
+                continue;
+            }
+            for (offset, fin, body) in st.send.to_send(now, STREAM_RTO_MS) {
+                out.push((
+                    key.0,
+                    Payload::StreamData {
+                        stream: key.1,
+                        offset,
+                        fin,
+                        body,
+                    },
+                ));
+            }
+        }
+        for key in expired {
+            self.drop_stream(key, "the gateway did not answer");
+        }
+        for (to, payload) in out {
+            self.send_payload(to, &payload).await;
+        }
     }
 
     /// Sends what the outbox may send now: handshakes for destinations without a

@@ -53,6 +53,9 @@ pub struct MeshConfig {
     pub throttle_bytes_per_sec: u64,
     /// A destination signs a receipt after this many new bytes (and on every tick).
     pub receipt_every_bytes: u64,
+    /// Some(price per KiB): this node is a gateway that opens TCP connections to the
+    /// outside for streams, and advertises itself.
+    pub gateway_price: Option<u64>,
 }
 
 impl Default for MeshConfig {
@@ -84,6 +87,7 @@ impl Default for MeshConfig {
             credit_limit: 4_000_000,
             throttle_bytes_per_sec: 64 * 1024,
             receipt_every_bytes: 256 * 1024,
+            gateway_price: None,
         }
     }
 }
@@ -254,4 +258,29 @@ pub enum MeshServiceError {
     /// A setting is invalid.
     #[error("invalid mesh setting: {0}")]
     Config(String),
+    /// No gateway is known and reachable.
+    #[error("no gateway is reachable over the mesh")]
+    NoGateway,
+    /// Too many streams open.
+    #[error("too many streams open (at most {0})")]
+    TooManyStreams(usize),
+    /// The stream is closed or was reset.
+    #[error("the stream is closed")]
+    StreamClosed,
+    /// The gateway refused or could not open the stream.
+    #[error("the gateway could not open the stream: {0}")]
+    StreamRefused(String),
+}
+
+/// A gateway known to this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayView {
+    /// The gateway node.
+    pub gateway: Address,
+    /// Its uplink price per KiB.
+    pub price_per_kib: u64,
+    /// Route metric to it.
+    pub metric: u32,
+    /// Carriers' price per KiB on the way.
+    pub route_price_per_kib: u64,
 }

@@ -434,3 +434,129 @@ async fn carriers_earn_bytes_times_price_the_payer_settles_and_a_non_payer_is_cu
         h.p2p.shutdown().await;
     }
 }
+
+/// A tiny web server: answers every request with `page`.
+async fn web_server(page: &'static [u8]) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    page.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(page).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_is_fetched_through_socks_and_a_gateway_two_hops_away() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    static PAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let page: &'static [u8] =
+        PAGE.get_or_init(|| (0..400_000u32).map(|i| (i % 97) as u8 + 32).collect());
+    let web = web_server(page).await;
+    // user - carrier - gateway
+    let user = host(40, &[]).await;
+    let carrier = host(41, &[&user]).await;
+    let gateway = paying_host(
+        42,
+        &[&carrier],
+        MeshConfig {
+            gateway_price: Some(5),
+            ..MeshConfig::default()
+        },
+        None,
+    )
+    .await;
+    let mesh = user.mesh.clone();
+    let gw = gateway.mesh.address();
+    eventually("the gateway is known", WAIT, || {
+        let mesh = mesh.clone();
+        async move {
+            mesh.gateways()
+                .await
+                .ok()?
+                .first()
+                .filter(|g| g.gateway == gw && g.price_per_kib == 5)
+                .map(|_| ())
+        }
+    })
+    .await
+    .expect("gateway");
+    let socks = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let socks_addr = socks.local_addr().expect("addr");
+    tokio::spawn(smartmesh_mesh_service::serve_socks(
+        socks,
+        user.mesh.clone(),
+    ));
+
+    let mut client = tokio::net::TcpStream::connect(socks_addr)
+        .await
+        .expect("socks");
+    client.write_all(&[5, 1, 0]).await.expect("greeting");
+    let mut answer = [0u8; 2];
+    client.read_exact(&mut answer).await.expect("method");
+    assert_eq!(answer, [5, 0]);
+    let host_name = b"localhost";
+    let mut request = vec![5, 1, 0, 3, host_name.len() as u8];
+    request.extend_from_slice(host_name);
+    request.extend_from_slice(&web.port().to_be_bytes());
+    client.write_all(&request).await.expect("connect");
+    let mut reply = [0u8; 10];
+    client.read_exact(&mut reply).await.expect("reply");
+    assert_eq!(reply[1], 0, "SOCKS success");
+    client
+        .write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = Vec::new();
+    client.read_to_end(&mut response).await.expect("response");
+    let body_at = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head")
+        + 4;
+    assert!(response.starts_with(b"HTTP/1.1 200 OK"));
+    assert_eq!(&response[body_at..], page);
+    let carried = carrier.mesh.stats().await.expect("stats");
+    assert!(carried.forwarded_bytes > 400_000, "{carried:?}");
+
+    // A port nobody listens on: the gateway refuses, the client hears so.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut client = tokio::net::TcpStream::connect(socks_addr)
+        .await
+        .expect("socks");
+    client.write_all(&[5, 1, 0]).await.expect("greeting");
+    client.read_exact(&mut answer).await.expect("method");
+    let mut request = vec![5, 1, 0, 1, 127, 0, 0, 1];
+    request.extend_from_slice(&closed.to_be_bytes());
+    client.write_all(&request).await.expect("connect");
+    client.read_exact(&mut reply).await.expect("reply");
+    assert_eq!(reply[1], 5, "connection refused");
+    for h in [&user, &carrier, &gateway] {
+        h.p2p.shutdown().await;
+    }
+}

@@ -3,12 +3,14 @@
 //! suppression, [`forward`]) and the packets on a link ([`wire`]). Routing itself is `smartmesh-routing`.
 
 pub mod forward;
+pub mod gateway;
 pub mod payload;
 pub mod receipt;
 pub mod session;
 pub mod wire;
 
 pub use forward::{Forwarder, Verdict};
+pub use gateway::GatewayAd;
 pub use payload::{MessageId, Payload};
 pub use receipt::{Receipt, receipt_domain};
 pub use session::{Hello, Initiating, Sealed, Session, SessionId, Welcome, respond};

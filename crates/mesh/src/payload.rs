@@ -35,10 +35,62 @@ pub enum Payload {
         /// The part.
         index: u32,
     },
+    /// Open a TCP stream to `host:port` at the receiving gateway.
+    StreamOpen {
+        /// Stream id (chosen by the opener).
+        stream: u32,
+        /// Host name or IP literal.
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
+    /// The gateway connected the stream.
+    StreamOpened {
+        /// Stream id.
+        stream: u32,
+    },
+    /// Stream bytes at `offset`; `fin`: the sender sends nothing after these.
+    StreamData {
+        /// Stream id.
+        stream: u32,
+        /// Offset of the first byte.
+        offset: u64,
+        /// End of the sender's bytes.
+        fin: bool,
+        /// The bytes.
+        body: Vec<u8>,
+    },
+    /// Every byte before `offset` arrived (cumulative).
+    StreamAck {
+        /// Stream id.
+        stream: u32,
+        /// Next expected offset.
+        offset: u64,
+    },
+    /// The stream is over (refused, failed or aborted).
+    StreamReset {
+        /// Stream id.
+        stream: u32,
+        /// Why.
+        reason: String,
+    },
 }
 
 const TAG_CHUNK: u8 = 1;
 const TAG_CHUNK_ACK: u8 = 2;
+const TAG_STREAM_OPEN: u8 = 3;
+const TAG_STREAM_OPENED: u8 = 4;
+const TAG_STREAM_DATA: u8 = 5;
+const TAG_STREAM_ACK: u8 = 6;
+const TAG_STREAM_RESET: u8 = 7;
+
+fn short(text: &str) -> &[u8] {
+    let mut end = text.len().min(MAX_NAME);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text.as_bytes()[..end]
+}
 
 /// Most parts a message may have.
 pub const MAX_PARTS: u32 = MAX_MESSAGE.div_ceil(MAX_CHUNK) as u32;
@@ -71,6 +123,50 @@ impl Payload {
                 let mut out = vec![TAG_CHUNK_ACK];
                 out.extend_from_slice(message);
                 out.extend_from_slice(&index.to_be_bytes());
+                out
+            }
+            Payload::StreamOpen { stream, host, port } => {
+                let host = short(host);
+                let mut out = vec![TAG_STREAM_OPEN];
+                out.extend_from_slice(&stream.to_be_bytes());
+                out.push(host.len() as u8);
+                out.extend_from_slice(host);
+                out.extend_from_slice(&port.to_be_bytes());
+                out
+            }
+            Payload::StreamOpened { stream } => {
+                let mut out = vec![TAG_STREAM_OPENED];
+                out.extend_from_slice(&stream.to_be_bytes());
+                out
+            }
+            Payload::StreamData {
+                stream,
+                offset,
+                fin,
+                body,
+            } => {
+                let body = &body[..body.len().min(MAX_CHUNK)];
+                let mut out = Vec::with_capacity(1 + 4 + 8 + 1 + 4 + body.len());
+                out.push(TAG_STREAM_DATA);
+                out.extend_from_slice(&stream.to_be_bytes());
+                out.extend_from_slice(&offset.to_be_bytes());
+                out.push(u8::from(*fin));
+                out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                out.extend_from_slice(body);
+                out
+            }
+            Payload::StreamAck { stream, offset } => {
+                let mut out = vec![TAG_STREAM_ACK];
+                out.extend_from_slice(&stream.to_be_bytes());
+                out.extend_from_slice(&offset.to_be_bytes());
+                out
+            }
+            Payload::StreamReset { stream, reason } => {
+                let reason = short(reason);
+                let mut out = vec![TAG_STREAM_RESET];
+                out.extend_from_slice(&stream.to_be_bytes());
+                out.push(reason.len() as u8);
+                out.extend_from_slice(reason);
                 out
             }
         }
@@ -122,6 +218,51 @@ impl Payload {
                 let index = u32::from_be_bytes(take(4)?.try_into().map_err(|_| err("index"))?);
                 Payload::ChunkAck { message, index }
             }
+            TAG_STREAM_OPEN => {
+                let stream = u32::from_be_bytes(take(4)?.try_into().map_err(|_| err("id"))?);
+                let n = usize::from(take(1)?[0]);
+                let host = std::str::from_utf8(take(n)?)
+                    .map_err(|_| err("host is not UTF-8"))?
+                    .to_owned();
+                let port = u16::from_be_bytes(take(2)?.try_into().map_err(|_| err("port"))?);
+                Payload::StreamOpen { stream, host, port }
+            }
+            TAG_STREAM_OPENED => Payload::StreamOpened {
+                stream: u32::from_be_bytes(take(4)?.try_into().map_err(|_| err("id"))?),
+            },
+            TAG_STREAM_DATA => {
+                let stream = u32::from_be_bytes(take(4)?.try_into().map_err(|_| err("id"))?);
+                let offset = u64::from_be_bytes(take(8)?.try_into().map_err(|_| err("offset"))?);
+                let fin = match take(1)?[0] {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(err("fin must be 0 or 1")),
+                };
+                let n =
+                    u32::from_be_bytes(take(4)?.try_into().map_err(|_| err("length"))?) as usize;
+                if n > MAX_CHUNK {
+                    return Err(err("stream data too large"));
+                }
+                let body = take(n)?.to_vec();
+                Payload::StreamData {
+                    stream,
+                    offset,
+                    fin,
+                    body,
+                }
+            }
+            TAG_STREAM_ACK => Payload::StreamAck {
+                stream: u32::from_be_bytes(take(4)?.try_into().map_err(|_| err("id"))?),
+                offset: u64::from_be_bytes(take(8)?.try_into().map_err(|_| err("offset"))?),
+            },
+            TAG_STREAM_RESET => {
+                let stream = u32::from_be_bytes(take(4)?.try_into().map_err(|_| err("id"))?);
+                let n = usize::from(take(1)?[0]);
+                let reason = std::str::from_utf8(take(n)?)
+                    .map_err(|_| err("reason is not UTF-8"))?
+                    .to_owned();
+                Payload::StreamReset { stream, reason }
+            }
             tag => return Err(err(&format!("unknown tag {tag}"))),
         };
         if !r.is_empty() {
@@ -149,7 +290,29 @@ mod tests {
             message: [7; 16],
             index: 2,
         };
-        for p in [chunk.clone(), ack] {
+        let stream = [
+            Payload::StreamOpen {
+                stream: 3,
+                host: "example.org".into(),
+                port: 443,
+            },
+            Payload::StreamOpened { stream: 3 },
+            Payload::StreamData {
+                stream: 3,
+                offset: 1 << 40,
+                fin: true,
+                body: b"GET / HTTP/1.1".to_vec(),
+            },
+            Payload::StreamAck {
+                stream: 3,
+                offset: 99,
+            },
+            Payload::StreamReset {
+                stream: 3,
+                reason: "connection refused".into(),
+            },
+        ];
+        for p in [chunk.clone(), ack].into_iter().chain(stream) {
             let bytes = p.encode();
             assert_eq!(Payload::decode(&bytes).expect("decode"), p);
             assert!(Payload::decode(&bytes[..bytes.len() - 1]).is_err());

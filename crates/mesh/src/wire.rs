@@ -3,6 +3,7 @@
 //! never panics and refuses trailing bytes, unknown tags and oversized fields.
 
 use crate::MeshError;
+use crate::gateway::GatewayAd;
 use crate::receipt::Receipt;
 use crate::session::{Hello, Sealed, Welcome};
 use smartmesh_primitives::{Address, Signature};
@@ -64,6 +65,13 @@ pub enum Packet {
         /// Token base units.
         amount: u128,
     },
+    /// A gateway advertisement, flooded with a hop limit.
+    Gateway {
+        /// Hops left.
+        hop_limit: u8,
+        /// The advertisement.
+        ad: GatewayAd,
+    },
     /// A link probe (for the link cost); a neighbour answers it at once.
     Probe {
         /// Chosen by the prober.
@@ -82,6 +90,7 @@ const TAG_PROBE: u8 = 6;
 const TAG_PROBE_REPLY: u8 = 7;
 const TAG_RECEIPT: u8 = 8;
 const TAG_PAID: u8 = 9;
+const TAG_GATEWAY: u8 = 10;
 
 impl Packet {
     /// Canonical bytes.
@@ -156,6 +165,14 @@ impl Packet {
                 out.extend_from_slice(&receipt.session);
                 out.extend_from_slice(&receipt.bytes.to_be_bytes());
                 out.extend_from_slice(receipt.signature.as_bytes());
+            }
+            Packet::Gateway { hop_limit, ad } => {
+                out.push(TAG_GATEWAY);
+                out.push(*hop_limit);
+                out.extend_from_slice(ad.gateway.as_slice());
+                out.extend_from_slice(&ad.price.to_be_bytes());
+                out.extend_from_slice(&ad.seqno.to_be_bytes());
+                out.extend_from_slice(ad.signature.as_bytes());
             }
             Packet::Paid { payment_id, amount } => {
                 out.push(TAG_PAID);
@@ -252,6 +269,15 @@ impl Packet {
                     destination: r.address()?,
                     session: r.array()?,
                     bytes: r.u64()?,
+                    signature: r.signature()?,
+                },
+            },
+            TAG_GATEWAY => Packet::Gateway {
+                hop_limit: r.u8()?,
+                ad: GatewayAd {
+                    gateway: r.address()?,
+                    price: r.u64()?,
+                    seqno: r.u32()?,
                     signature: r.signature()?,
                 },
             },

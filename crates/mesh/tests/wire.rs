@@ -58,6 +58,10 @@ fn samples() -> Vec<Packet> {
                 65_536,
             ),
         },
+        Packet::Gateway {
+            hop_limit: 9,
+            ad: smartmesh_mesh::GatewayAd::sign(&alice, 250, 3),
+        },
         Packet::Paid {
             payment_id: 42,
             amount: u128::MAX,
