@@ -3,8 +3,9 @@
 
 use crate::types::{
     API_PREFIX, ChainInfo, ChannelInfo, ErrorBody, EventInfo, FeeRequest, InboxEntry, MeshAccount,
-    MeshRoutes, MeshStatsInfo, MessageQueued, NodeInfo, OpenChannelRequest, OutboxEntry,
-    PaymentInfo, PaymentRequest, PeerInfo, SendMessageRequest, StatusInfo, TokenInfo, TotalRequest,
+    MeshGateway, MeshRoutes, MeshStatsInfo, MessageQueued, NodeInfo, OpenChannelRequest,
+    OutboxEntry, PaymentInfo, PaymentRequest, PeerInfo, SendMessageRequest, StatusInfo, TokenInfo,
+    TotalRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -231,6 +232,11 @@ impl ApiClient {
     /// Pay-for-forward accounts per neighbour.
     pub async fn mesh_accounts(&self) -> Result<Vec<MeshAccount>, ClientError> {
         self.get("/mesh/accounts").await
+    }
+
+    /// Gateways out of the mesh, best first.
+    pub async fn mesh_gateways(&self) -> Result<Vec<MeshGateway>, ClientError> {
+        self.get("/mesh/gateways").await
     }
 
     /// Mesh counters.

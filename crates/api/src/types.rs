@@ -477,6 +477,19 @@ pub struct MeshAccount {
     pub standing: String,
 }
 
+/// A gateway out of the mesh (`GET /v1/mesh/gateways`, best first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshGateway {
+    /// The gateway node.
+    pub gateway: Address,
+    /// Its advertised uplink price per KiB.
+    pub price_per_kib: u64,
+    /// Route metric to it.
+    pub metric: u32,
+    /// Carriers' price per KiB on the way.
+    pub route_price_per_kib: u64,
+}
+
 /// `GET /v1/mesh/stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeshStatsInfo {

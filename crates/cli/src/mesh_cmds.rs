@@ -169,11 +169,23 @@ pub struct RoutesArgs {
     client: ClientOpts,
 }
 
+/// What `smartmesh routes` shows.
+#[derive(serde::Serialize)]
+struct RoutesOut {
+    #[serde(flatten)]
+    routes: smartmesh_api::types::MeshRoutes,
+    gateways: Vec<smartmesh_api::types::MeshGateway>,
+}
+
 /// Runs `smartmesh routes`.
 pub async fn routes(args: RoutesArgs) -> Result<(), String> {
     let api = args.client.client()?;
-    let routes = api.mesh_routes().await.map_err(api_error)?;
-    args.client.show(&routes, |r| {
+    let out = RoutesOut {
+        routes: api.mesh_routes().await.map_err(api_error)?,
+        gateways: api.mesh_gateways().await.map_err(api_error)?,
+    };
+    args.client.show(&out, |o| {
+        let r = &o.routes;
         let mut lines = vec![format!("{} neighbour links:", r.neighbours.len())];
         for n in &r.neighbours {
             let rtt = n.rtt_us.map_or("rtt ?".to_owned(), |us| {
@@ -186,6 +198,13 @@ pub async fn routes(args: RoutesArgs) -> Result<(), String> {
             lines.push(format!(
                 "  {} via {}  metric {}  price {}/KiB",
                 route.destination, route.next_hop, route.metric, route.price_per_kib
+            ));
+        }
+        lines.push(format!("{} gateways (best first):", o.gateways.len()));
+        for g in &o.gateways {
+            lines.push(format!(
+                "  {}  uplink {}/KiB  carriers {}/KiB  metric {}",
+                g.gateway, g.price_per_kib, g.route_price_per_kib, g.metric
             ));
         }
         lines.join("\n")

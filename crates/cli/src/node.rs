@@ -86,6 +86,14 @@ pub struct NodeArgs {
     /// off (base units). Default 4000000.
     #[arg(long, value_name = "N")]
     mesh_credit_limit: Option<u128>,
+    /// Be an internet gateway: open TCP connections to the outside for mesh streams,
+    /// advertised at this price (base units per KiB).
+    #[arg(long, value_name = "N")]
+    gateway_price: Option<u64>,
+    /// Serve SOCKS5 here (loopback); its connections go through the mesh to the best
+    /// gateway.
+    #[arg(long, value_name = "ADDR")]
+    socks_listen: Option<SocketAddr>,
 }
 
 /// The TOML file: every key optional, unknown keys refused.
@@ -109,6 +117,8 @@ struct FileConfig {
     mesh_price: Option<u64>,
     mesh_settle_threshold: Option<u128>,
     mesh_credit_limit: Option<u128>,
+    gateway_price: Option<u64>,
+    socks_listen: Option<SocketAddr>,
 }
 
 /// Settings after merging flags, environment, file and defaults.
@@ -132,6 +142,8 @@ pub struct Settings {
     mesh_price: u64,
     mesh_settle_threshold: Option<u128>,
     mesh_credit_limit: Option<u128>,
+    gateway_price: Option<u64>,
+    socks_listen: Option<SocketAddr>,
 }
 
 fn parse_addrs(what: &str, list: Vec<String>) -> Result<Vec<Multiaddr>, String> {
@@ -217,6 +229,8 @@ impl NodeArgs {
             mesh_price: self.mesh_price.or(file.mesh_price).unwrap_or(0),
             mesh_settle_threshold: self.mesh_settle_threshold.or(file.mesh_settle_threshold),
             mesh_credit_limit: self.mesh_credit_limit.or(file.mesh_credit_limit),
+            gateway_price: self.gateway_price.or(file.gateway_price),
+            socks_listen: self.socks_listen.or(file.socks_listen),
         };
         if settings.dev_key.is_some() && settings.keystore.is_some() {
             return Err("--dev-key and --keystore name two identities: pass one".into());
@@ -644,6 +658,7 @@ async fn serve(
                 .mesh_settle_threshold
                 .unwrap_or(defaults.settle_threshold),
             credit_limit: settings.mesh_credit_limit.unwrap_or(defaults.credit_limit),
+            gateway_price: settings.gateway_price,
             ..defaults
         },
         Arc::new(links.clone()),
@@ -651,6 +666,29 @@ async fn serve(
         Some(Arc::new(node.clone())),
     )
     .map_err(|e| format!("cannot start the mesh: {e}"))?;
+    let socks = match settings.socks_listen {
+        Some(addr) if !addr.ip().is_loopback() => {
+            return Err(format!(
+                "--socks-listen {addr}: SOCKS5 is served on loopback only (it spends our SMT)"
+            ));
+        }
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot serve SOCKS5 on {addr}: {e}"))?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| format!("SOCKS5 listener: {e}"))?;
+            tracing::info!(
+                "SOCKS5 on {bound}: connections go through the mesh to the best gateway"
+            );
+            Some((
+                bound,
+                tokio::spawn(smartmesh_mesh_service::serve_socks(listener, mesh.clone())),
+            ))
+        }
+        None => None,
+    };
     let api = smartmesh_api::start_with_mesh(
         ApiConfig {
             listen: settings.api_listen,
@@ -689,9 +727,15 @@ async fn serve(
         for addr in &file.listen_addrs {
             let _ = writeln!(out, "listening {addr}");
         }
+        if let Some((bound, _)) = &socks {
+            let _ = writeln!(out, "socks {bound}");
+        }
         let _ = out.flush();
     }
     stop.wait().await;
+    if let Some((_, task)) = socks {
+        task.abort();
+    }
     api.stop().await;
     Ok(())
 }

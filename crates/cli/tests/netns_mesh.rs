@@ -6,9 +6,11 @@
 //! ```text
 //!   h0 ── h1 ── h2 ── h3          h1 carries at 1024/KiB, h2 at 2048, h4 at 4096
 //!          └─── h4 ───┘           h5: the chain (links to h0..h4)
+//!               └── h6            h6: a web server only h4 (a gateway) reaches
 //! ```
 //!
-//! A text and a file cross end to end; the carriers' earnings equal receipted bytes ×
+//! `curl --socks5-hostname` on h0 fetches a page from h6 through the mesh and the
+//! gateway h4 (h0 itself cannot reach h6). A text and a file cross end to end; the carriers' earnings equal receipted bytes ×
 //! price exactly and are paid by channel transfers; h3 (no channel) is cut off by h2
 //! once it owes past its credit; the h2–h3 link is cut and traffic reroutes through
 //! h4; every channel closes and settles on chain with the carriers' earnings.
@@ -105,7 +107,7 @@ fn five_hosts_carry_pay_cut_off_reroute_and_settle() {
         eprintln!("skipped: network namespaces need root");
         return;
     }
-    let mut hosts = match Hosts::create("smm", 6) {
+    let mut hosts = match Hosts::create("smm", 7) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("skipped: cannot build network namespaces here: {e}");
@@ -117,6 +119,7 @@ fn five_hosts_carry_pay_cut_off_reroute_and_settle() {
         .map(|(a, b)| hosts.link(*a, *b).expect("link"))
         .collect();
     let chain_links: Vec<_> = (0..5).map(|i| hosts.link(i, 5).expect("link")).collect();
+    let web_link = hosts.link(4, 6).expect("link");
     let tmp = tempfile::tempdir().expect("tmp");
     let deployment = tmp.path().join("deployment.json");
     let deployment_arg = deployment.to_str().expect("path").to_owned();
@@ -166,6 +169,12 @@ fn five_hosts_carry_pay_cut_off_reroute_and_settle() {
             s("--mesh-credit-limit"),
             s("60000"),
         ];
+        if i == 4 {
+            args.extend([s("--gateway-price"), s("10")]);
+        }
+        if i == 0 {
+            args.extend([s("--socks-listen"), s("127.0.0.1:1080")]);
+        }
         for l in &mesh_links {
             if l.hosts.1 == i {
                 args.push(s("--peer"));
@@ -214,6 +223,61 @@ fn five_hosts_carry_pay_cut_off_reroute_and_settle() {
     eventually("h0 routes to h3 through h1, h1 through h2", || {
         (next_hop(0, &addr[3])? == addr[1] && next_hop(1, &addr[3])? == addr[2]).then_some(())
     });
+
+    // A web page through SOCKS5 on h0 and the gateway h4; h0 cannot reach h6 itself.
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(&site).expect("site");
+    let page: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(site.join("page.html"), &page).expect("page");
+    let web = Proc(
+        hosts
+            .command(6, "python3")
+            .args(["-m", "http.server", "8080", "--bind", &web_link.addrs.1])
+            .current_dir(&site)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("web server"),
+    );
+    // h4 funds its side of the h1–h4 channel: it pays h1 for carrying the answers.
+    let h14 = channels[2].2.clone();
+    c(4, &["channel", "deposit", &h14, "1000000"]).expect("h4 deposits");
+    eventually("h0 hears of the gateway", || {
+        let routes = c(0, &["routes"]).ok()?;
+        routes["gateways"]
+            .as_array()?
+            .iter()
+            .any(|g| same(&g["gateway"], &addr[4]))
+            .then_some(())
+    });
+    let url = format!("http://{}:8080/page.html", web_link.addrs.1);
+    let fetched = tmp.path().join("fetched.html");
+    let curl = eventually("curl through the mesh", || {
+        let out = hosts
+            .command(0, "curl")
+            .args([
+                "-s",
+                "--max-time",
+                "20",
+                "--socks5-hostname",
+                "127.0.0.1:1080",
+                &url,
+                "-o",
+            ])
+            .arg(&fetched)
+            .output()
+            .ok()?;
+        out.status.success().then_some(out)
+    });
+    drop(curl);
+    assert_eq!(std::fs::read(&fetched).expect("fetched"), page);
+    let direct = hosts
+        .command(0, "curl")
+        .args(["-s", "--max-time", "3", &url])
+        .output()
+        .expect("curl");
+    assert!(!direct.status.success(), "h0 has no route of its own to h6");
+    drop(web);
 
     // A text and a file, end to end over three hops.
     let sent = c(0, &["send", &addr[3], "hello h3", "--wait", "60"]).expect("send");
@@ -324,16 +388,25 @@ fn five_hosts_carry_pay_cut_off_reroute_and_settle() {
         let paid = amount(&account(*payer, &addr[*payee]).expect("account")["paid_to_them"]);
         let back = account(*payee, &addr[*payer]).map_or(0, |a| amount(&a["paid_to_them"]));
         assert!(paid > 0, "h{payer} paid h{payee}");
-        nets.push(paid - back);
+        nets.push(paid as i128 - back as i128);
         c(*payer, &["channel", "close", id]).expect("close");
     }
     for ((payer, _, id), net) in channels.iter().zip(nets) {
-        let outcome = eventually("settled on chain", || {
+        let ch = eventually("settled on chain", || {
             let ch = c(*payer, &["channel", "show", id]).ok()?;
-            (ch["outcome"]["kind"] == "settled").then(|| ch["outcome"].clone())
+            (ch["outcome"]["kind"] == "settled").then_some(ch)
         });
-        assert_eq!(amount(&outcome["partner"]), net, "{outcome}");
-        assert_eq!(amount(&outcome["ours"]), 5_000_000 - net, "{outcome}");
+        let outcome = &ch["outcome"];
+        assert_eq!(
+            amount(&outcome["partner"]) as i128,
+            amount(&ch["partner_deposit"]) as i128 + net,
+            "{ch}"
+        );
+        assert_eq!(
+            amount(&outcome["ours"]) as i128,
+            amount(&ch["our_deposit"]) as i128 - net,
+            "{ch}"
+        );
     }
     drop(procs);
 }

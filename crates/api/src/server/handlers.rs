@@ -78,6 +78,7 @@ pub(crate) fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
         ("get", "/mesh/routes") => get(super::mesh::routes),
         ("get", "/mesh/stats") => get(super::mesh::stats),
         ("get", "/mesh/accounts") => get(super::mesh::accounts),
+        ("get", "/mesh/gateways") => get(super::mesh::gateways),
         _ => axum::routing::any(|| async { ApiFailure::not_found("route without a handler") }),
     }
 }

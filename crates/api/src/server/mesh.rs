@@ -5,8 +5,8 @@ use super::AppState;
 use super::errors::ApiFailure;
 use super::handlers::JsonBody;
 use crate::types::{
-    Amount, InboxEntry, MeshAccount, MeshNeighbour, MeshRoute, MeshRoutes, MeshStatsInfo,
-    MessageQueued, OutboxEntry, SendMessageRequest, codes,
+    Amount, InboxEntry, MeshAccount, MeshGateway, MeshNeighbour, MeshRoute, MeshRoutes,
+    MeshStatsInfo, MessageQueued, OutboxEntry, SendMessageRequest, codes,
 };
 use axum::Json;
 use axum::body::Bytes;
@@ -24,13 +24,16 @@ type Answer<T> = Result<T, ApiFailure>;
 impl From<MeshServiceError> for ApiFailure {
     fn from(e: MeshServiceError) -> Self {
         let status = match e {
-            MeshServiceError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            MeshServiceError::Stopped | MeshServiceError::NoGateway => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             MeshServiceError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             MeshServiceError::OutboxFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
         let code = match e {
             MeshServiceError::Stopped => codes::STOPPED,
+            MeshServiceError::NoGateway => codes::MESH_UNAVAILABLE,
             MeshServiceError::TooLarge { .. } => codes::TOO_LARGE,
             MeshServiceError::OutboxFull { .. } => codes::OUTBOX_FULL,
             _ => codes::INVALID_PARAMETER,
@@ -226,6 +229,20 @@ pub(crate) async fn accounts(State(state): Shared) -> Answer<Json<Vec<MeshAccoun
                 bytes_carried_for_them: a.bytes_carried_for_them,
                 bytes_carried_by_them: a.bytes_carried_by_them,
                 standing: a.standing.to_owned(),
+            })
+            .collect(),
+    ))
+}
+
+pub(crate) async fn gateways(State(state): Shared) -> Answer<Json<Vec<MeshGateway>>> {
+    let list = mesh(&state)?.gateways().await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|g| MeshGateway {
+                gateway: g.gateway,
+                price_per_kib: g.price_per_kib,
+                metric: g.metric,
+                route_price_per_kib: g.route_price_per_kib,
             })
             .collect(),
     ))

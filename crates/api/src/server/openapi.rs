@@ -104,6 +104,14 @@ pub const ROUTES: &[Route] = &[
         "[]MeshAccount",
         200,
     ),
+    r(
+        "get",
+        "/mesh/gateways",
+        "Gateways out of the mesh, best first (route metric + prices)",
+        None,
+        "[]MeshGateway",
+        200,
+    ),
     r("get", "/address", "Who this node is", None, "NodeInfo", 200),
     r(
         "get",
@@ -319,6 +327,8 @@ fn schemas() -> Value {
         "MeshStatsInfo": object(&[], json!({"forwarded_packets": int, "forwarded_bytes": int, "dropped_packets": int,
             "stored_packets": int, "bad_packets": int, "messages_received": int, "messages_delivered": int, "sessions": int,
             "cut_off_packets": int, "throttled_packets": int, "receipts_signed": int, "settlements": int})),
+        "MeshGateway": object(&["gateway", "price_per_kib", "metric", "route_price_per_kib"], json!({
+            "gateway": address, "price_per_kib": int, "metric": int, "route_price_per_kib": int})),
         "MeshAccount": object(&["neighbour", "owed_to_us", "owed_by_us", "paid_to_them", "credited_from_them", "earned",
             "bytes_carried_for_them", "bytes_carried_by_them", "standing"], json!({
             "neighbour": address, "owed_to_us": amount, "owed_by_us": amount, "paid_to_them": amount,
