@@ -1,7 +1,9 @@
-//! `smartmesh demo`: a dev chain and four node processes on loopback, driven only
+//! `smartmesh demo`: a dev chain and six node processes on loopback, driven only
 //! through their REST APIs — channels opened, direct and 3-hop payments, the chain cut
 //! off while payments go on, the chain back (queued close submitted), a stale close
-//! punished, everything settled — with a report that checks the books.
+//! punished, a file carried over three mesh hops and a web page fetched through SOCKS5
+//! and a gateway with the carriers paid per byte, everything settled — with a report
+//! that checks the books.
 
 use clap::Args;
 use smartmesh_api::types::{
@@ -38,7 +40,13 @@ pub struct DemoArgs {
     keep: bool,
 }
 
-const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
+const NAMES: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
+/// The mesh part: alice, bob, carol and dave are linked to each other; erin only to
+/// dave and frank (a gateway) only to erin, so alice reaches frank over dave and erin.
+const CARRIER_PRICE: &str = "10000000000000"; // 0.00001 SMT per KiB
+const GATEWAY_PRICE: &str = "5000000000000";
+const MESH_SETTLE: &str = "1000000000000000"; // settle past 0.001 SMT
+const MESH_CREDIT: &str = "1000000000000000000"; // cut off past 1 SMT
 /// Bounded wait for anything the demo waits on.
 const WAIT: Duration = Duration::from_secs(30);
 /// Settle timeout of the demo's channels, seconds of chain time.
@@ -219,8 +227,34 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
     demo.step(&format!("dev chain {} on {rpc}", deployment.chain_id.0));
 
     let mut nodes: Vec<NodeProcess> = Vec::new();
+    let socks_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        probe.local_addr().map_err(|e| e.to_string())?.port()
+    };
+    let socks_arg = format!("127.0.0.1:{socks_port}");
     for (i, name) in NAMES.iter().enumerate() {
-        let peers: Vec<String> = nodes.iter().flat_map(|n| n.listen.clone()).collect();
+        let peers: Vec<String> = match *name {
+            "erin" | "frank" => nodes[i - 1].listen.clone(),
+            _ => nodes.iter().flat_map(|n| n.listen.clone()).collect(),
+        };
+        let extra: Vec<&str> = match *name {
+            "alice" => vec![
+                "--socks-listen",
+                &socks_arg,
+                "--mesh-settle-threshold",
+                MESH_SETTLE,
+            ],
+            "dave" | "erin" => vec![
+                "--mesh-price",
+                CARRIER_PRICE,
+                "--mesh-settle-threshold",
+                MESH_SETTLE,
+                "--mesh-credit-limit",
+                MESH_CREDIT,
+            ],
+            "frank" => vec!["--gateway-price", GATEWAY_PRICE],
+            _ => Vec::new(),
+        };
         let fee = matches!(*name, "bob" | "carol").then_some((smt(1).to::<u128>() / 100, 1_000));
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
         let dir = tmp.join(name);
@@ -236,7 +270,7 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
             fee,
             settle_timeout: SETTLE_TIMEOUT,
             log: Some(&log),
-            extra: &[],
+            extra: &extra,
         })
         .map_err(|e| format!("{e} (see {})", log.display()))?;
         demo.step(&format!(
@@ -246,8 +280,13 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
         ));
         nodes.push(node);
     }
-    for (i, a) in nodes.iter().enumerate() {
-        for b in &nodes[i + 1..] {
+    let links: Vec<(usize, usize)> = (0..4)
+        .flat_map(|i| (i + 1..4).map(move |j| (i, j)))
+        .chain([(3, 4), (4, 5)])
+        .collect();
+    for (i, j) in links {
+        let (a, b) = (&nodes[i], &nodes[j]);
+        {
             eventually(&format!("{} to link to {}", a.name, b.name), || async {
                 let peers = a.api.peers().await.ok()?;
                 peers
@@ -258,12 +297,12 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
             .await?;
         }
     }
-    demo.step("every node linked to every other (libp2p over TCP, Noise, yamux)");
+    demo.step("alice, bob, carol and dave linked to every other; erin only to dave, frank only to erin (libp2p over TCP, Noise, yamux)");
     let mut before = Vec::new();
     for n in &nodes {
         before.push(smt_balance(&chain, deployment.token, n.address).await?);
     }
-    demo.end_phase("start chain and 4 node processes");
+    demo.end_phase("start chain and 6 node processes");
 
     // 2. Channels in a line alice - bob - carol - dave.
     let (alice, bob, carol, dave) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
@@ -471,13 +510,18 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
     ));
     demo.end_phase("settle");
 
-    // 8. Report and the books.
+    // 8. The mesh: data over three hops, a page through a gateway, carriers paid.
+    let mesh = mesh_phase(&mut demo, &chain, &nodes, socks_port).await?;
+    outcomes.extend(mesh.outcomes);
+    demo.end_phase("mesh: data, gateway, carriers paid");
+
+    // 9. Report and the books.
     let mut after = Vec::new();
     for n in &nodes {
         after.push(smt_balance(&chain, deployment.token, n.address).await?);
     }
     // What the off-chain ledger says each node ends with: its payouts minus deposits.
-    let mut expected: Vec<i128> = vec![0; 4];
+    let mut expected: Vec<i128> = vec![0; nodes.len()];
     let index = |a: Address| nodes.iter().position(|n| n.address == a);
     let units = |v: U256| -> i128 { (v / (smt(1) / U256::from(1_000_000u64))).to::<i128>() };
     let ab_info = alice.api.channel(&ab).await.map_err(|e| e.to_string())?;
@@ -518,6 +562,9 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
     for (name, fee) in &fees {
         println!("  fees earned by {name}: {} SMT", fmt_smt(*fee));
     }
+    for line in &mesh.report {
+        println!("  {line}");
+    }
     println!(
         "  penalty: bob's stale close cost him his deposit; alice received {} SMT",
         fmt_smt(penalized.1.0)
@@ -545,4 +592,205 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
         let _ = s.stop().await;
     }
     Ok(())
+}
+
+/// What the mesh phase leaves for the report and the books.
+struct MeshPhase<'a> {
+    outcomes: Vec<(&'a NodeProcess, String, OutcomeInfo)>,
+    report: Vec<String>,
+}
+
+/// A web server on loopback standing for "the internet" behind the gateway.
+async fn web_server(page: Vec<u8>) -> Fallible<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let page = std::sync::Arc::new(page);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let page = page.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    page.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&page).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// GET http://127.0.0.1:`port`/ through the SOCKS5 proxy at `socks`; the body.
+async fn fetch_through_socks(socks: u16, port: u16) -> Fallible<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = |e: std::io::Error| e.to_string();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", socks))
+        .await
+        .map_err(io)?;
+    s.write_all(&[5, 1, 0]).await.map_err(io)?;
+    let mut method = [0u8; 2];
+    s.read_exact(&mut method).await.map_err(io)?;
+    let mut connect = vec![5, 1, 0, 1, 127, 0, 0, 1];
+    connect.extend_from_slice(&port.to_be_bytes());
+    s.write_all(&connect).await.map_err(io)?;
+    let mut reply = [0u8; 10];
+    s.read_exact(&mut reply).await.map_err(io)?;
+    if reply[1] != 0 {
+        return Err(format!("the SOCKS5 proxy refused (code {})", reply[1]));
+    }
+    s.write_all(b"GET / HTTP/1.1\r\nhost: example.mesh\r\nconnection: close\r\n\r\n")
+        .await
+        .map_err(io)?;
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).await.map_err(io)?;
+    let body = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| response[at + 4..].to_vec())
+        .ok_or("no HTTP answer")?;
+    Ok(body)
+}
+
+async fn mesh_phase<'a>(
+    demo: &mut Demo,
+    chain: &EmbeddedChain,
+    nodes: &'a [NodeProcess],
+    socks_port: u16,
+) -> Fallible<MeshPhase<'a>> {
+    let (alice, dave, erin, frank) = (&nodes[0], &nodes[3], &nodes[4], &nodes[5]);
+    let mut report = Vec::new();
+    // Channels for the mesh accounts: alice pays dave, dave pays erin.
+    let ad = open(demo, alice, dave, 10, 0).await?;
+    let de = open(demo, dave, erin, 10, 0).await?;
+    eventually("alice's mesh route to frank over dave", || async {
+        let routes = alice.api.mesh_routes().await.ok()?;
+        routes
+            .routes
+            .iter()
+            .any(|r| r.destination == frank.address && r.next_hop == dave.address)
+            .then_some(())
+    })
+    .await?;
+    demo.step("alice's mesh route to frank: alice -> dave -> erin -> frank (3 hops, dave and erin charge 0.00001 SMT per KiB)");
+
+    let file: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let queued = alice
+        .api
+        .send_file(&frank.address.to_string(), "photo.jpg", file.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let delivered = eventually("the file to reach frank", || async {
+        alice
+            .api
+            .outbox()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|m| m.id == queued.id && m.status == "delivered")
+    })
+    .await?;
+    let received = frank
+        .api
+        .inbox_message(&queued.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if received != file {
+        return Err("the file arrived damaged".into());
+    }
+    let took = delivered.delivery_us.unwrap_or(0) as f64 / 1000.0;
+    demo.step(&format!(
+        "alice sent frank a 1 MiB file end-to-end encrypted over 3 hops: delivered and acknowledged in {took:.0} ms"
+    ));
+    report.push(format!(
+        "mesh: 1 MiB alice -> frank over 3 hops in {took:.0} ms"
+    ));
+
+    let page: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let web = web_server(page.clone()).await?;
+    eventually("alice to hear of the gateway frank", || async {
+        let gateways = alice.api.mesh_gateways().await.ok()?;
+        (gateways.first()?.gateway == frank.address).then_some(())
+    })
+    .await?;
+    let started = Instant::now();
+    let body = fetch_through_socks(socks_port, web).await?;
+    if body != page {
+        return Err("the page arrived damaged".into());
+    }
+    let took = started.elapsed().as_secs_f64() * 1000.0;
+    demo.step(&format!(
+        "a browser on alice's SOCKS5 proxy fetched a {} KB page through the gateway frank in {took:.0} ms",
+        page.len() / 1000
+    ));
+    report.push(format!(
+        "gateway: {} KB page through SOCKS5 on alice and gateway frank in {took:.0} ms",
+        page.len() / 1000
+    ));
+
+    // The carriers are paid by direct channel transfers once debts pass 0.001 SMT.
+    let (dave_acct, erin_acct) = eventually("alice and dave to pay their carriers", || async {
+        let at_dave = dave
+            .api
+            .mesh_accounts()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|a| a.neighbour == alice.address)?;
+        let at_erin = erin
+            .api
+            .mesh_accounts()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|a| a.neighbour == dave.address)?;
+        (at_dave.credited_from_them.0 > U256::ZERO && at_erin.credited_from_them.0 > U256::ZERO)
+            .then_some((at_dave, at_erin))
+    })
+    .await?;
+    for (name, acct) in [("dave", &dave_acct), ("erin", &erin_acct)] {
+        let line = format!(
+            "{name} carried {} bytes for its upstream neighbour, earned {} SMT at its price, was paid {} SMT by channel transfers",
+            acct.bytes_carried_for_them,
+            fmt_smt(acct.earned.0),
+            fmt_smt(acct.credited_from_them.0)
+        );
+        demo.step(&line);
+        report.push(format!("mesh earnings: {line}"));
+    }
+
+    // Close the mesh channels; chain time passes; the nodes settle.
+    alice.api.close(&ad).await.map_err(|e| e.to_string())?;
+    dave.api.close(&de).await.map_err(|e| e.to_string())?;
+    for (viewer, id) in [(alice, &ad), (dave, &de)] {
+        eventually("a mesh channel close to be mined", || async {
+            (viewer.api.channel(id).await.ok()?.status == "closed").then_some(())
+        })
+        .await?;
+    }
+    advance_past_head(chain, SETTLE_TIMEOUT + 1);
+    let mut outcomes = Vec::new();
+    for (viewer, id) in [(alice, &ad), (dave, &de)] {
+        let settled = eventually(&format!("channel {id} to settle"), || async {
+            viewer.api.channel(id).await.ok()?.outcome
+        })
+        .await?;
+        outcomes.push((viewer, id.clone(), settled));
+    }
+    demo.step(&format!(
+        "mesh channels {ad} and {de} settled: the carriers' earnings are on chain"
+    ));
+    Ok(MeshPhase { outcomes, report })
 }
