@@ -523,7 +523,8 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
     // What the off-chain ledger says each node ends with: its payouts minus deposits.
     let mut expected: Vec<i128> = vec![0; nodes.len()];
     let index = |a: Address| nodes.iter().position(|n| n.address == a);
-    let units = |v: U256| -> i128 { (v / (smt(1) / U256::from(1_000_000u64))).to::<i128>() };
+    // Exact base units (an SMT total fits an i128 many times over): no rounding.
+    let units = |v: U256| -> i128 { v.to::<i128>() };
     let ab_info = alice.api.channel(&ab).await.map_err(|e| e.to_string())?;
     expected[0] += units(penalized.1.0) - units(ab_info.our_deposit.0);
     expected[1] -= units(ab_info.partner_deposit.0);
@@ -556,7 +557,7 @@ async fn run_in(tmp: &Path) -> Fallible<()> {
             n.name,
             fmt_smt(before[i]),
             fmt_smt(after[i]),
-            change as f64 / 1e6
+            change as f64 / 1e18
         );
     }
     for (name, fee) in &fees {
@@ -675,13 +676,18 @@ async fn mesh_phase<'a>(
     // Channels for the mesh accounts: alice pays dave, dave pays erin.
     let ad = open(demo, alice, dave, 10, 0).await?;
     let de = open(demo, dave, erin, 10, 0).await?;
-    eventually("alice's mesh route to frank over dave", || async {
-        let routes = alice.api.mesh_routes().await.ok()?;
-        routes
+    eventually("mesh routes alice -> frank over dave and back", || async {
+        let there = alice.api.mesh_routes().await.ok()?;
+        let back = frank.api.mesh_routes().await.ok()?;
+        (there
             .routes
             .iter()
             .any(|r| r.destination == frank.address && r.next_hop == dave.address)
-            .then_some(())
+            && back
+                .routes
+                .iter()
+                .any(|r| r.destination == alice.address && r.next_hop == erin.address))
+        .then_some(())
     })
     .await?;
     demo.step("alice's mesh route to frank: alice -> dave -> erin -> frank (3 hops, dave and erin charge 0.00001 SMT per KiB)");

@@ -436,7 +436,8 @@ struct Service {
     /// The session we send on, per peer.
     current: HashMap<Address, SessionId>,
     /// Handshakes we started: peer → (state, started at ms).
-    initiating: HashMap<Address, (Initiating, u64)>,
+    /// Handshakes we started, newest last (a late welcome still completes an older one).
+    initiating: HashMap<Address, VecDeque<(Initiating, u64)>>,
     outbox: Vec<Outgoing>,
     outbox_bytes: usize,
     partial: HashMap<(Address, MessageId), Partial>,
@@ -1120,8 +1121,10 @@ impl Service {
             }
         }
         let retry = ms(self.config.handshake_retry);
-        self.initiating
-            .retain(|_, (_, started)| now.saturating_sub(*started) < retry * 4);
+        self.initiating.retain(|_, tries| {
+            tries.retain(|(_, started)| now.saturating_sub(*started) < retry * 4);
+            !tries.is_empty()
+        });
     }
 
     fn remember_session(&mut self, session: Session) {
@@ -1179,9 +1182,19 @@ impl Service {
     }
 
     async fn on_welcome(&mut self, from: Address, welcome: Welcome) {
-        let Some((pending, _)) = self.initiating.remove(&from) else {
+        let Some(tries) = self.initiating.get_mut(&from) else {
             return;
         };
+        let Some(at) = tries
+            .iter()
+            .position(|(p, _)| p.session() == welcome.session)
+        else {
+            return;
+        };
+        let Some((pending, _)) = tries.remove(at) else {
+            return;
+        };
+        self.initiating.remove(&from);
         match pending.finish(&welcome) {
             Ok(session) => {
                 if session.peer() != from {
@@ -1191,6 +1204,7 @@ impl Service {
                 self.current.insert(from, session.id());
                 self.remember_session(session);
                 self.pump().await;
+                self.pump_streams().await;
             }
             Err(e) => {
                 tracing::debug!(%from, error = %e, "welcome refused");
@@ -1919,6 +1933,7 @@ impl Service {
                 .await;
         }
         let mut out: Vec<(Address, Payload)> = Vec::new();
+        let mut opens: Vec<StreamKey> = Vec::new();
         let mut expired = Vec::new();
         for (key, st) in &mut self.streams {
             if let Some((host, port, first, last)) = &mut st.open {
@@ -1928,6 +1943,7 @@ impl Service {
                 }
                 if *last == 0 || now.saturating_sub(*last) >= STREAM_RTO_MS {
                     *last = now.max(1);
+                    opens.push(*key);
                     out.push((
                         key.0,
                         Payload::StreamOpen {
@@ -1958,7 +1974,18 @@ impl Service {
             self.drop_stream(key, "the gateway did not answer");
         }
         for (to, payload) in out {
-            self.send_payload(to, &payload).await;
+            let is_open = matches!(payload, Payload::StreamOpen { .. });
+            let sent = self.send_payload(to, &payload).await;
+            if is_open && !sent {
+                // No session yet: send the open as soon as there is one.
+                for key in opens.iter().filter(|k| k.0 == to) {
+                    if let Some((_, _, _, last)) =
+                        self.streams.get_mut(key).and_then(|st| st.open.as_mut())
+                    {
+                        *last = 0;
+                    }
+                }
+            }
         }
     }
 
@@ -2035,14 +2062,18 @@ impl Service {
         if self.router.route(peer).is_none() {
             return;
         }
-        if let Some((_, started)) = self.initiating.get(&peer)
+        if let Some((_, started)) = self.initiating.get(&peer).and_then(|t| t.back())
             && now.saturating_sub(*started) < ms(self.config.handshake_retry)
         {
             return;
         }
         match Initiating::start(&self.key, peer, &random()) {
             Ok((pending, hello)) => {
-                self.initiating.insert(peer, (pending, now));
+                let tries = self.initiating.entry(peer).or_default();
+                tries.push_back((pending, now));
+                while tries.len() > 4 {
+                    tries.pop_front();
+                }
                 let packet = Packet::Hello {
                     hop_limit: self.config.hop_limit,
                     hello,

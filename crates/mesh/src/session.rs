@@ -160,6 +160,11 @@ impl Initiating {
         ))
     }
 
+    /// The session id this handshake proposes.
+    pub fn session(&self) -> SessionId {
+        self.hello.session
+    }
+
     /// Completes the session with the responder's welcome.
     pub fn finish(self, welcome: &Welcome) -> Result<Session, MeshError> {
         if welcome.session != self.hello.session {

@@ -106,6 +106,9 @@ pub struct Router {
     requested: BTreeMap<NodeId, u64>,
 }
 
+/// The most a forwarding node's price adds to the metric (16 perfect links).
+pub const MAX_PRICE_METRIC: Metric = 16 * 256;
+
 fn add(a: Metric, b: Metric) -> Metric {
     if a == INFINITY || b == INFINITY {
         INFINITY
@@ -468,9 +471,11 @@ impl Router {
         }
         match self.selected.get(&destination).copied() {
             Some(route) => {
-                let forwarding =
-                    u32::try_from(u64::from(self.config.price_weight).saturating_mul(self.price))
-                        .unwrap_or(INFINITY - 1);
+                // Capped per hop: a high price (base units of an 18-decimal token) must
+                // not saturate the metric, or every route through it looks unreachable.
+                let forwarding = u64::from(self.config.price_weight)
+                    .saturating_mul(self.price)
+                    .min(u64::from(MAX_PRICE_METRIC)) as u32;
                 let metric = add(route.metric, forwarding);
                 let improves = match self.feasibility.get(&destination) {
                     None => true,

@@ -333,3 +333,33 @@ fn components(sim: &Sim, n: usize) -> Vec<usize> {
         }
     }
 }
+
+#[test]
+fn a_huge_price_caps_in_the_metric_and_routes_still_form() {
+    // 0 - 1 - 2 with node 1 charging 10^13 base units per KiB (0.00001 of an
+    // 18-decimal token): the route exists with a finite metric and the full price.
+    let mut sim = Sim::new(3, fast());
+    sim.link(0, 1, 256);
+    sim.link(1, 2, 256);
+    sim.apply(
+        1,
+        Input::SetPrice {
+            price: 10_000_000_000_000,
+        },
+    );
+    sim.until(5_000, |s| {
+        s.routers[0]
+            .route(id(2))
+            .is_some_and(|r| r.metric < smartmesh_routing::INFINITY / 2)
+            && s.routers[2]
+                .route(id(0))
+                .is_some_and(|r| r.metric < smartmesh_routing::INFINITY / 2)
+    })
+    .expect("routes both ways");
+    let route = sim.routers[0].route(id(2)).expect("route");
+    assert_eq!(route.price, 10_000_000_000_000);
+    assert_eq!(
+        route.metric,
+        256 + 256 + smartmesh_routing::MAX_PRICE_METRIC
+    );
+}

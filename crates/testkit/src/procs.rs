@@ -115,7 +115,11 @@ impl NodeProcess {
             None => Stdio::inherit(),
         };
         let mut child = cmd
-            .env("RUST_LOG", "warn,smartmesh=info")
+            .env(
+                "RUST_LOG",
+                std::env::var("SMARTMESH_NODE_LOG")
+                    .unwrap_or_else(|_| "warn,smartmesh=info".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
