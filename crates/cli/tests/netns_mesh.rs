@@ -350,6 +350,15 @@ fn five_hosts_carry_pay_cut_off_reroute_and_settle() {
         "nothing of the cut-off host got through: {inbox}"
     );
 
+    // The gateway h4 earned its uplink price (10/KiB) on the page; h0, who asked,
+    // owes h1 for it (h1's price + the uplink), not h4.
+    let before_h4 = eventually("h4 billed the page to h1", || {
+        let a = account(4, &addr[1])?;
+        (amount(&a["earned"]) >= 100_000 * 10 / 1024).then_some(a)
+    });
+    let page_at_h1 = account(1, &addr[0]).expect("h1's account of h0");
+    assert!(amount(&page_at_h1["owed_to_us"]) > 0);
+
     // Cut h2–h3: h1 reroutes through h4 and messages still arrive.
     hosts.set_link(&mesh_links[2], false).expect("cut");
     eventually("h1 reroutes through h4", || {
@@ -376,8 +385,14 @@ fn five_hosts_carry_pay_cut_off_reroute_and_settle() {
         (a["bytes_carried_for_them"].as_u64()? > 50_000 && amount(&a["credited_from_them"]) > 0)
             .then_some(a)
     });
-    let carried = u128::from(at_h4["bytes_carried_for_them"].as_u64().expect("bytes"));
-    assert_eq!(amount(&at_h4["earned"]), carried * 4096 / 1024);
+    let carried = at_h4["bytes_carried_for_them"].as_u64().expect("bytes")
+        - before_h4["bytes_carried_for_them"].as_u64().expect("bytes");
+    let earned = amount(&at_h4["earned"]) - amount(&before_h4["earned"]);
+    // 4096 per KiB = 4 per byte (±1 from rounding each total down).
+    assert!(
+        earned.abs_diff(u128::from(carried) * 4) <= 1,
+        "{earned} vs {carried} bytes"
+    );
 
     // Everything settles on chain: each channel moves exactly the net of what the two
     // partners paid each other for carriage (h2 also carried h3's data to h1, and paid

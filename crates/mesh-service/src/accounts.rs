@@ -81,9 +81,13 @@ struct Flow {
     destination: Address,
     /// The neighbour it came from (None: we are the source).
     upstream: Option<Address>,
-    /// The neighbour it goes to.
-    downstream: Address,
-    /// Price per KiB of the carriers after us (what we pay downstream).
+    /// The neighbour it goes to (None: we are the destination).
+    downstream: Option<Address>,
+    /// Who pays: the source (the usual case), or the destination (a gateway's answers:
+    /// the user who asked pays the carriers and the gateway's uplink).
+    destination_pays: bool,
+    /// Price per KiB of the nodes on the paid-for side of us: after us when the source
+    /// pays, before us (including a gateway's uplink price) when the destination pays.
     price_down: u64,
     /// Our own price per KiB when we carried it.
     own_price: u64,
@@ -105,14 +109,15 @@ pub struct Billed {
 /// Flows and accounts of one node.
 #[derive(Debug, Default)]
 pub struct Accounts {
-    flows: HashMap<(SessionId, Address), Flow>,
-    order: VecDeque<(SessionId, Address)>,
+    /// Per (session, source, paid by the destination).
+    flows: HashMap<(SessionId, Address, bool), Flow>,
+    order: VecDeque<(SessionId, Address, bool)>,
     accounts: BTreeMap<Address, Account>,
 }
 
 impl Accounts {
     /// Records `bytes` of sealed data of `session` from `source` sent to `downstream`
-    /// (from `upstream`, or ours when None) at these prices.
+    /// (from `upstream`, or ours when None) at these prices (see [`Flow`]).
     #[allow(clippy::too_many_arguments)]
     pub fn sent(
         &mut self,
@@ -125,13 +130,68 @@ impl Accounts {
         own_price: u64,
         bytes: u64,
     ) {
-        let key = (session, source);
+        self.record(
+            session,
+            source,
+            destination,
+            upstream,
+            Some(downstream),
+            false,
+            price_down,
+            own_price,
+            bytes,
+        );
+    }
+
+    /// Records `bytes` of a flow the destination pays for: `upstream` is toward the
+    /// source (None: we are it), `downstream` toward the paying destination (None: we
+    /// are it); `price_up` is what the nodes before us charge per KiB.
+    #[allow(clippy::too_many_arguments)]
+    pub fn carried_for_destination(
+        &mut self,
+        session: SessionId,
+        source: Address,
+        destination: Address,
+        upstream: Option<Address>,
+        downstream: Option<Address>,
+        price_up: u64,
+        own_price: u64,
+        bytes: u64,
+    ) {
+        self.record(
+            session,
+            source,
+            destination,
+            upstream,
+            downstream,
+            true,
+            price_up,
+            own_price,
+            bytes,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        session: SessionId,
+        source: Address,
+        destination: Address,
+        upstream: Option<Address>,
+        downstream: Option<Address>,
+        destination_pays: bool,
+        price_down: u64,
+        own_price: u64,
+        bytes: u64,
+    ) {
+        let key = (session, source, destination_pays);
         let flow = self.flows.entry(key).or_insert_with(|| {
             self.order.push_back(key);
             Flow {
                 destination,
                 upstream,
                 downstream,
+                destination_pays,
                 price_down,
                 own_price,
                 sent: 0,
@@ -141,6 +201,7 @@ impl Accounts {
         // Prices and neighbours as of the latest packet (a reroute changes them).
         flow.upstream = upstream;
         flow.downstream = downstream;
+        flow.destination_pays = destination_pays;
         flow.price_down = price_down;
         flow.own_price = own_price;
         flow.sent = flow.sent.saturating_add(bytes);
@@ -161,7 +222,19 @@ impl Accounts {
         destination: Address,
         bytes: u64,
     ) -> Option<Billed> {
-        let flow = self.flows.get_mut(&(session, source))?;
+        self.receipt_of_kind(session, source, destination, false, bytes)
+    }
+
+    /// [`Self::receipt`] for either kind of flow (`destination_pays`).
+    pub fn receipt_of_kind(
+        &mut self,
+        session: SessionId,
+        source: Address,
+        destination: Address,
+        destination_pays: bool,
+        bytes: u64,
+    ) -> Option<Billed> {
+        let flow = self.flows.get_mut(&(session, source, destination_pays))?;
         if flow.destination != destination {
             return None;
         }
@@ -169,26 +242,30 @@ impl Accounts {
         flow.receipted += new;
         let flow = *flow;
         if new > 0 {
-            let down = self.accounts.entry(flow.downstream).or_default();
-            down.owed_by_us_units += u128::from(new) * u128::from(flow.price_down);
-            down.bytes_carried_by_them = down.bytes_carried_by_them.saturating_add(new);
-            if let Some(up) = flow.upstream {
-                let up = self.accounts.entry(up).or_default();
+            // The side that pays us, and the side we pay.
+            let (payer, payee) = if flow.destination_pays {
+                (flow.downstream, flow.upstream)
+            } else {
+                (flow.upstream, flow.downstream)
+            };
+            let n = u128::from(new);
+            if let Some(payee) = payee {
+                let a = self.accounts.entry(payee).or_default();
+                a.owed_by_us_units += n * u128::from(flow.price_down);
+                a.bytes_carried_by_them = a.bytes_carried_by_them.saturating_add(new);
+            }
+            if let Some(payer) = payer {
+                let a = self.accounts.entry(payer).or_default();
                 let price = u128::from(flow.price_down) + u128::from(flow.own_price);
-                up.owed_to_us_units += u128::from(new) * price;
-                up.earned_units += u128::from(new) * u128::from(flow.own_price);
-                up.bytes_carried_for_them = up.bytes_carried_for_them.saturating_add(new);
+                a.owed_to_us_units += n * price;
+                a.earned_units += n * u128::from(flow.own_price);
+                a.bytes_carried_for_them = a.bytes_carried_for_them.saturating_add(new);
             }
         }
         Some(Billed {
             bytes: new,
             upstream: flow.upstream,
         })
-    }
-
-    /// The neighbour a receipt of this flow goes back to.
-    pub fn upstream(&self, session: SessionId, source: Address) -> Option<Option<Address>> {
-        self.flows.get(&(session, source)).map(|f| f.upstream)
     }
 
     /// How `neighbour`'s data is treated under `credit_limit` (base units).
@@ -274,6 +351,34 @@ mod tests {
         assert_eq!(acc.all()[&a(1)].their_debt(), 10 * 30);
         assert_eq!(acc.all()[&a(1)].earned(), 10 * 10);
         assert_eq!(acc.all()[&a(1)].bytes_carried_for_them, 10 * 1024);
+    }
+
+    #[test]
+    fn for_a_gateways_answers_the_user_pays_the_carriers_and_the_uplink() {
+        // g (gateway, uplink 5/KiB) -> c (carrier, 10/KiB) -> u (user, pays).
+        let (g, c, u) = (a(1), a(2), a(3));
+        let s = [9; 16];
+        let kib = 1024;
+        let mut at_g = Accounts::default();
+        let mut at_c = Accounts::default();
+        let mut at_u = Accounts::default();
+        at_g.carried_for_destination(s, g, u, None, Some(c), 0, 5, 4 * kib);
+        at_c.carried_for_destination(s, g, u, Some(g), Some(u), 5, 10, 4 * kib);
+        at_u.carried_for_destination(s, g, u, Some(c), None, 15, 0, 4 * kib);
+        for acc in [&mut at_g, &mut at_c, &mut at_u] {
+            assert!(acc.receipt_of_kind(s, g, u, true, 4 * kib).is_some());
+            assert!(acc.receipt(s, g, u, 4 * kib).is_none(), "the other kind");
+        }
+        // The user owes the carrier 4 × 15; the carrier owes the gateway 4 × 5 and
+        // earns 4 × 10; the gateway earns its uplink, 4 × 5.
+        assert_eq!(at_u.all()[&c].our_debt(), 60);
+        assert_eq!(at_c.all()[&u].their_debt(), 60);
+        assert_eq!(at_c.all()[&u].earned(), 40);
+        assert_eq!(at_c.all()[&g].our_debt(), 20);
+        assert_eq!(at_g.all()[&c].their_debt(), 20);
+        assert_eq!(at_g.all()[&c].earned(), 20);
+        assert_eq!(at_c.standing(u, 50), Standing::CutOff);
+        assert_eq!(at_c.standing(g, 50), Standing::Good);
     }
 
     #[test]

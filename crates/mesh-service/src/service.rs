@@ -83,6 +83,8 @@ struct StreamState {
     open: Option<(String, u16, u64, u64)>,
     /// Writers waiting for room.
     waiting: VecDeque<(Vec<u8>, bool, oneshot::Sender<Result<(), MeshServiceError>>)>,
+    /// We are the gateway side: the user who opened it pays for what we send.
+    serving: bool,
 }
 
 /// Results of work done off the task.
@@ -409,8 +411,8 @@ struct Service {
     internal: mpsc::Sender<Internal>,
     accounts: Accounts,
     /// Sealed bytes received per (session, source), for receipts.
-    received: HashMap<(SessionId, Address), ReceivedFlow>,
-    received_order: VecDeque<(SessionId, Address)>,
+    received: HashMap<(SessionId, Address, bool), ReceivedFlow>,
+    received_order: VecDeque<(SessionId, Address, bool)>,
     /// Neighbours a settlement payment is on its way to.
     paying: HashSet<Address>,
     /// Neighbours not to pay before this time (ms) after a failure.
@@ -498,6 +500,7 @@ fn packet_id(packet: &Packet) -> Option<[u8; 32]> {
             data.push(4);
             data.extend_from_slice(receipt.destination.as_slice());
             data.extend_from_slice(&receipt.session);
+            data.push(u8::from(receipt.destination_pays));
             data.extend_from_slice(&receipt.bytes.to_be_bytes());
         }
         Packet::Routing(_)
@@ -543,12 +546,14 @@ fn with_hop_limit(packet: Packet, limit: u8) -> Packet {
         Packet::Data {
             source,
             destination,
+            destination_pays,
             sealed,
             ..
         } => Packet::Data {
             source,
             destination,
             hop_limit: limit,
+            destination_pays,
             sealed,
         },
         Packet::Receipt { receipt, .. } => Packet::Receipt {
@@ -973,10 +978,7 @@ impl Service {
                     return;
                 };
                 if destination == self.me {
-                    if let Packet::Data { source, sealed, .. } = &packet {
-                        self.count_received(from, *source, sealed);
-                    }
-                    self.deliver(packet).await;
+                    self.deliver(from, packet).await;
                     self.send_receipts(self.config.receipt_every_bytes).await;
                 } else {
                     self.forward(from, packet, bytes.len()).await;
@@ -986,39 +988,66 @@ impl Service {
     }
 
     async fn forward(&mut self, from: Address, packet: Packet, size: usize) {
+        let Some(id) = packet_id(&packet) else { return };
+        let verdict = self.forwarder.check(id, hop_limit_of(&packet));
+        if !matches!(verdict, Verdict::Forward { .. }) {
+            self.stats.dropped_packets += 1;
+            return;
+        }
         if let Packet::Data {
             source,
             destination,
+            destination_pays,
             sealed,
             ..
         } = &packet
         {
-            if !self.admit(from, size) {
+            let route = self.router.route(*destination);
+            // The neighbour that pays for this packet must be in good standing.
+            let payer = if *destination_pays {
+                route.map(|r| r.next_hop)
+            } else {
+                Some(from)
+            };
+            if let Some(payer) = payer
+                && !self.admit(payer, size)
+            {
                 return;
             }
-            if let Some(route) = self.router.route(*destination) {
-                self.accounts.sent(
-                    sealed.session,
-                    *source,
-                    *destination,
-                    Some(from),
-                    route.next_hop,
-                    route.price,
-                    self.price,
-                    sealed.ciphertext.len() as u64,
-                );
-            }
-        }
-        let Some(id) = packet_id(&packet) else { return };
-        match self.forwarder.check(id, hop_limit_of(&packet)) {
-            Verdict::Forward { hop_limit } => {
-                let packet = with_hop_limit(packet, hop_limit);
-                if self.route_out(packet).await {
-                    self.stats.forwarded_packets += 1;
-                    self.stats.forwarded_bytes += size as u64;
+            if let Some(route) = route {
+                let bytes = sealed.ciphertext.len() as u64;
+                if *destination_pays {
+                    let price_up = self.price_toward(*source);
+                    self.accounts.carried_for_destination(
+                        sealed.session,
+                        *source,
+                        *destination,
+                        Some(from),
+                        Some(route.next_hop),
+                        price_up,
+                        self.price,
+                        bytes,
+                    );
+                } else {
+                    self.accounts.sent(
+                        sealed.session,
+                        *source,
+                        *destination,
+                        Some(from),
+                        route.next_hop,
+                        route.price,
+                        self.price,
+                        bytes,
+                    );
                 }
             }
-            Verdict::Duplicate | Verdict::HopLimit => self.stats.dropped_packets += 1,
+        }
+        if let Verdict::Forward { hop_limit } = verdict {
+            let packet = with_hop_limit(packet, hop_limit);
+            if self.route_out(packet).await {
+                self.stats.forwarded_packets += 1;
+                self.stats.forwarded_bytes += size as u64;
+            }
         }
     }
 
@@ -1141,11 +1170,16 @@ impl Service {
         }
     }
 
-    async fn deliver(&mut self, packet: Packet) {
+    async fn deliver(&mut self, from: Address, packet: Packet) {
         match packet {
             Packet::Hello { hello, .. } => self.on_hello(hello).await,
             Packet::Welcome { from, welcome, .. } => self.on_welcome(from, welcome).await,
-            Packet::Data { source, sealed, .. } => self.on_data(source, sealed).await,
+            Packet::Data {
+                source,
+                sealed,
+                destination_pays,
+                ..
+            } => self.on_data(from, source, sealed, destination_pays).await,
             _ => {}
         }
     }
@@ -1213,7 +1247,13 @@ impl Service {
         }
     }
 
-    async fn on_data(&mut self, source: Address, sealed: Sealed) {
+    async fn on_data(
+        &mut self,
+        from: Address,
+        source: Address,
+        sealed: Sealed,
+        destination_pays: bool,
+    ) {
         let Some(session) = self.sessions.get_mut(&sealed.session) else {
             self.stats.dropped_packets += 1;
             return;
@@ -1226,6 +1266,21 @@ impl Service {
             self.stats.dropped_packets += 1;
             return;
         };
+        // Only authentic, first-time data counts for receipts and bills.
+        self.count_received(from, source, &sealed, destination_pays);
+        if destination_pays {
+            let price_up = self.price_toward(source);
+            self.accounts.carried_for_destination(
+                sealed.session,
+                source,
+                self.me,
+                Some(from),
+                None,
+                price_up,
+                0,
+                sealed.ciphertext.len() as u64,
+            );
+        }
         match Payload::decode(&plain) {
             Ok(Payload::Chunk {
                 message,
@@ -1378,6 +1433,26 @@ impl Service {
     }
 
     async fn seal_and_send(&mut self, to: Address, session: SessionId, plain: &[u8]) -> bool {
+        self.seal_and_send_paid(to, session, plain, false).await
+    }
+
+    /// What the nodes between us and `source` (a gateway, say) charge per KiB for data
+    /// coming from it, its uplink price included.
+    fn price_toward(&self, source: Address) -> u64 {
+        let carriers = self.router.route(source).map_or(0, |r| r.price);
+        let uplink = self.gateways.get(&source).map_or(0, |(ad, _)| ad.price);
+        carriers.saturating_add(uplink)
+    }
+
+    /// Seals and sends; `destination_pays`: the destination pays the carriers (and our
+    /// uplink price) for it — a gateway's answers to the user who asked.
+    async fn seal_and_send_paid(
+        &mut self,
+        to: Address,
+        session: SessionId,
+        plain: &[u8],
+        destination_pays: bool,
+    ) -> bool {
         let Some(s) = self.sessions.get_mut(&session) else {
             return false;
         };
@@ -1385,21 +1460,37 @@ impl Service {
             return false;
         };
         if let Some(route) = self.router.route(to) {
-            self.accounts.sent(
-                sealed.session,
-                self.me,
-                to,
-                None,
-                route.next_hop,
-                route.price,
-                0,
-                sealed.ciphertext.len() as u64,
-            );
+            let bytes = sealed.ciphertext.len() as u64;
+            if destination_pays {
+                let uplink = self.config.gateway_price.unwrap_or(0);
+                self.accounts.carried_for_destination(
+                    sealed.session,
+                    self.me,
+                    to,
+                    None,
+                    Some(route.next_hop),
+                    0,
+                    uplink,
+                    bytes,
+                );
+            } else {
+                self.accounts.sent(
+                    sealed.session,
+                    self.me,
+                    to,
+                    None,
+                    route.next_hop,
+                    route.price,
+                    0,
+                    bytes,
+                );
+            }
         }
         let packet = Packet::Data {
             source: self.me,
             destination: to,
             hop_limit: self.config.hop_limit,
+            destination_pays,
             sealed,
         };
         self.route_out(packet).await
@@ -1435,7 +1526,13 @@ impl Service {
         }
     }
 
-    fn count_received(&mut self, via: Address, source: Address, sealed: &Sealed) {
+    fn count_received(
+        &mut self,
+        via: Address,
+        source: Address,
+        sealed: &Sealed,
+        destination_pays: bool,
+    ) {
         // Only data of a session we hold counts (anything else cannot be opened).
         if self
             .sessions
@@ -1444,7 +1541,7 @@ impl Service {
         {
             return;
         }
-        let key = (sealed.session, source);
+        let key = (sealed.session, source, destination_pays);
         let flow = self.received.entry(key).or_insert_with(|| {
             self.received_order.push_back(key);
             ReceivedFlow {
@@ -1464,7 +1561,7 @@ impl Service {
 
     /// Signs receipts for flows with at least `min_new` unreceipted bytes (0: any).
     async fn send_receipts(&mut self, min_new: u64) {
-        let due: Vec<((SessionId, Address), Address, u64)> = self
+        let due: Vec<((SessionId, Address, bool), Address, u64)> = self
             .received
             .iter_mut()
             .filter(|(_, f)| f.bytes > f.receipted && f.bytes - f.receipted >= min_new)
@@ -1473,15 +1570,21 @@ impl Service {
                 (*k, f.via, f.bytes)
             })
             .collect();
-        for ((session, source), via, bytes) in due {
+        for ((session, source, destination_pays), via, bytes) in due {
             let receipt = Receipt::sign(
                 &self.key,
                 &self.config.receipt_domain,
                 source,
                 session,
+                destination_pays,
                 bytes,
             );
             self.stats.receipts_signed += 1;
+            if destination_pays {
+                // We pay for this flow (a gateway's answers): our own receipt bills us.
+                self.accounts
+                    .receipt_of_kind(session, source, self.me, true, bytes);
+            }
             let packet = Packet::Receipt {
                 hop_limit: self.config.hop_limit,
                 receipt,
@@ -1498,10 +1601,11 @@ impl Service {
             self.stats.bad_packets += 1;
             return;
         }
-        let Some(billed) = self.accounts.receipt(
+        let Some(billed) = self.accounts.receipt_of_kind(
             receipt.session,
             receipt.source,
             receipt.destination,
+            receipt.destination_pays,
             receipt.bytes,
         ) else {
             return;
@@ -1719,6 +1823,7 @@ impl Service {
                 established,
                 open: None,
                 waiting: VecDeque::new(),
+                serving: false,
             },
             rx,
         )
@@ -1823,6 +1928,7 @@ impl Service {
                 let (mut state, incoming) = self.new_stream_state(true);
                 // Answer the open on the next pump (the task sends from there).
                 state.open = None;
+                state.serving = true;
                 self.streams.insert(key, state);
                 self.stream_opened_due.push(key);
                 let stream = crate::MeshStream {
@@ -1934,6 +2040,7 @@ impl Service {
         }
         let mut out: Vec<(Address, Payload)> = Vec::new();
         let mut opens: Vec<StreamKey> = Vec::new();
+        let mut paid_by_destination: Vec<(Address, Payload)> = Vec::new();
         let mut expired = Vec::new();
         for (key, st) in &mut self.streams {
             if let Some((host, port, first, last)) = &mut st.open {
@@ -1959,19 +2066,27 @@ impl Service {
                 continue;
             }
             for (offset, fin, body) in st.send.to_send(now, STREAM_RTO_MS) {
-                out.push((
-                    key.0,
-                    Payload::StreamData {
-                        stream: key.1,
-                        offset,
-                        fin,
-                        body,
-                    },
-                ));
+                let data = Payload::StreamData {
+                    stream: key.1,
+                    offset,
+                    fin,
+                    body,
+                };
+                if st.serving {
+                    paid_by_destination.push((key.0, data));
+                } else {
+                    out.push((key.0, data));
+                }
             }
         }
         for key in expired {
             self.drop_stream(key, "the gateway did not answer");
+        }
+        for (to, payload) in paid_by_destination {
+            if let Some(&session) = self.current.get(&to) {
+                self.seal_and_send_paid(to, session, &payload.encode(), true)
+                    .await;
+            }
         }
         for (to, payload) in out {
             let is_open = matches!(payload, Payload::StreamOpen { .. });

@@ -540,6 +540,53 @@ async fn a_page_is_fetched_through_socks_and_a_gateway_two_hops_away() {
     assert_eq!(&response[body_at..], page);
     let carried = carrier.mesh.stats().await.expect("stats");
     assert!(carried.forwarded_bytes > 400_000, "{carried:?}");
+    // The user pays for the answer: the carrier bills it carrier + uplink price, pays
+    // the gateway its uplink price; the gateway earns the uplink.
+    let (um, cm, gm) = (
+        user.mesh.clone(),
+        carrier.mesh.clone(),
+        gateway.mesh.clone(),
+    );
+    let (ua, ca, gc) = (user.mesh.address(), carrier.mesh.address(), gw);
+    let (at_user, at_carrier_user, at_carrier_gw, at_gw) =
+        eventually("the answer billed", WAIT, || {
+            let (um, cm, gm) = (um.clone(), cm.clone(), gm.clone());
+            async move {
+                let find = |list: Vec<smartmesh_mesh_service::AccountView>, n: Address| {
+                    list.into_iter().find(|a| a.neighbour == n)
+                };
+                let at_user = find(um.accounts().await.ok()?, ca)?;
+                let at_carrier_user = find(cm.accounts().await.ok()?, ua)?;
+                let at_carrier_gw = find(cm.accounts().await.ok()?, gc)?;
+                let at_gw = find(gm.accounts().await.ok()?, ca)?;
+                (at_gw.bytes_carried_for_them > 400_000
+                    && at_carrier_user.bytes_carried_for_them >= at_gw.bytes_carried_for_them
+                    && at_user.bytes_carried_by_them == at_carrier_user.bytes_carried_for_them
+                    && at_carrier_gw.bytes_carried_by_them
+                        == at_carrier_user.bytes_carried_for_them)
+                    .then_some((at_user, at_carrier_user, at_carrier_gw, at_gw))
+            }
+        })
+        .await
+        .expect("billed");
+    let answered = u128::from(at_gw.bytes_carried_for_them);
+    assert_eq!(
+        at_gw.earned,
+        answered * 5 / 1024,
+        "the gateway earns its uplink"
+    );
+    // What the carrier owes the gateway is what the gateway bills it.
+    assert_eq!(at_carrier_gw.owed_by_us, at_gw.owed_to_us);
+    assert_eq!(at_gw.owed_to_us, answered * 5 / 1024);
+    assert!(
+        at_carrier_user.owed_to_us >= answered * 15 / 1024,
+        "{at_carrier_user:?}"
+    );
+    assert!(at_carrier_user.earned >= answered * 10 / 1024);
+    assert_eq!(
+        at_user.owed_by_us, at_carrier_user.owed_to_us,
+        "both sides bill the same"
+    );
 
     // A port nobody listens on: the gateway refuses, the client hears so.
     let closed = {

@@ -28,7 +28,10 @@ pub struct Receipt {
     pub destination: Address,
     /// The session.
     pub session: SessionId,
-    /// Sealed bytes received on the session so far.
+    /// Whether it covers the bytes the destination pays for (a gateway's answers) or
+    /// those the source pays for; the two are counted apart.
+    pub destination_pays: bool,
+    /// Sealed bytes of that kind received on the session so far.
     pub bytes: u64,
     /// The destination's signature.
     pub signature: Signature,
@@ -39,13 +42,15 @@ fn digest(
     source: Address,
     destination: Address,
     session: &SessionId,
+    destination_pays: bool,
     bytes: u64,
 ) -> B256 {
-    let mut data = Vec::with_capacity(32 + 20 + 20 + 16 + 8);
+    let mut data = Vec::with_capacity(32 + 20 + 20 + 16 + 1 + 8);
     data.extend_from_slice(domain.as_slice());
     data.extend_from_slice(source.as_slice());
     data.extend_from_slice(destination.as_slice());
     data.extend_from_slice(session);
+    data.push(u8::from(destination_pays));
     data.extend_from_slice(&bytes.to_be_bytes());
     keccak256(&data)
 }
@@ -57,14 +62,23 @@ impl Receipt {
         domain: &B256,
         source: Address,
         session: SessionId,
+        destination_pays: bool,
         bytes: u64,
     ) -> Self {
         let destination = key.address();
-        let signature = key.sign_digest(&digest(domain, source, destination, &session, bytes));
+        let signature = key.sign_digest(&digest(
+            domain,
+            source,
+            destination,
+            &session,
+            destination_pays,
+            bytes,
+        ));
         Self {
             source,
             destination,
             session,
+            destination_pays,
             bytes,
             signature,
         }
@@ -77,6 +91,7 @@ impl Receipt {
             self.source,
             self.destination,
             &self.session,
+            self.destination_pays,
             self.bytes,
         );
         recover_signer(&d, &self.signature).is_ok_and(|s| s == self.destination)
@@ -91,13 +106,16 @@ mod tests {
     fn receipts_verify_only_unchanged_and_in_their_domain() {
         let key = PrivateKey::from_bytes(&[4; 32]).expect("key");
         let domain = receipt_domain(1337, Address::repeat_byte(1));
-        let r = Receipt::sign(&key, &domain, Address::repeat_byte(9), [3; 16], 4096);
+        let r = Receipt::sign(&key, &domain, Address::repeat_byte(9), [3; 16], false, 4096);
         assert!(r.verify(&domain));
         assert!(!r.verify(&receipt_domain(1, Address::repeat_byte(1))));
         assert!(!r.verify(&receipt_domain(1337, Address::repeat_byte(2))));
         let mut more = r.clone();
         more.bytes += 1;
         assert!(!more.verify(&domain));
+        let mut kind = r.clone();
+        kind.destination_pays = true;
+        assert!(!kind.verify(&domain));
         let mut other = r;
         other.destination = Address::repeat_byte(5);
         assert!(!other.verify(&domain));

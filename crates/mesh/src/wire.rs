@@ -47,6 +47,9 @@ pub enum Packet {
         destination: Address,
         /// Hops left.
         hop_limit: u8,
+        /// The destination pays for carrying it (a gateway's answers to the user who
+        /// asked), not the source.
+        destination_pays: bool,
         /// The sealed payload.
         sealed: Sealed,
     },
@@ -91,6 +94,7 @@ const TAG_PROBE_REPLY: u8 = 7;
 const TAG_RECEIPT: u8 = 8;
 const TAG_PAID: u8 = 9;
 const TAG_GATEWAY: u8 = 10;
+const TAG_DATA_DESTINATION_PAYS: u8 = 11;
 
 impl Packet {
     /// Canonical bytes.
@@ -145,9 +149,14 @@ impl Packet {
                 source,
                 destination,
                 hop_limit,
+                destination_pays,
                 sealed,
             } => {
-                out.push(TAG_DATA);
+                out.push(if *destination_pays {
+                    TAG_DATA_DESTINATION_PAYS
+                } else {
+                    TAG_DATA
+                });
                 out.extend_from_slice(source.as_slice());
                 out.extend_from_slice(destination.as_slice());
                 out.push(*hop_limit);
@@ -163,6 +172,7 @@ impl Packet {
                 out.extend_from_slice(receipt.source.as_slice());
                 out.extend_from_slice(receipt.destination.as_slice());
                 out.extend_from_slice(&receipt.session);
+                out.push(u8::from(receipt.destination_pays));
                 out.extend_from_slice(&receipt.bytes.to_be_bytes());
                 out.extend_from_slice(receipt.signature.as_bytes());
             }
@@ -239,7 +249,7 @@ impl Packet {
                     signature: r.signature()?,
                 },
             },
-            TAG_DATA => {
+            TAG_DATA | TAG_DATA_DESTINATION_PAYS => {
                 let source = r.address()?;
                 let destination = r.address()?;
                 let hop_limit = r.u8()?;
@@ -255,6 +265,7 @@ impl Packet {
                     source,
                     destination,
                     hop_limit,
+                    destination_pays: tag == TAG_DATA_DESTINATION_PAYS,
                     sealed: Sealed {
                         session,
                         counter,
@@ -268,6 +279,11 @@ impl Packet {
                     source: r.address()?,
                     destination: r.address()?,
                     session: r.array()?,
+                    destination_pays: match r.u8()? {
+                        0 => false,
+                        1 => true,
+                        v => return Err(MeshError::Codec(format!("receipt kind {v}"))),
+                    },
                     bytes: r.u64()?,
                     signature: r.signature()?,
                 },

@@ -42,6 +42,14 @@ fn samples() -> Vec<Packet> {
             source: alice.address(),
             destination: bob.address(),
             hop_limit: 3,
+            destination_pays: false,
+            sealed: sealed.clone(),
+        },
+        Packet::Data {
+            source: bob.address(),
+            destination: alice.address(),
+            hop_limit: 3,
+            destination_pays: true,
             sealed,
         },
         Packet::Probe {
@@ -55,6 +63,7 @@ fn samples() -> Vec<Packet> {
                 &smartmesh_mesh::receipt_domain(1337, Address::repeat_byte(4)),
                 alice.address(),
                 [8; 16],
+                true,
                 65_536,
             ),
         },
